@@ -1,0 +1,27 @@
+// Normalization over channels-last tensors.
+#pragma once
+
+#include "glia/core/tensor.h"
+
+namespace glia {
+
+struct BatchNormOptions {
+  bool training = false;
+  /// Running statistics update: running = momentum * running + (1 - momentum) * batch
+  /// (Keras's convention; PyTorch's momentum is 1 - this).
+  double momentum = 0.99;
+  double eps = 1e-3;
+};
+
+/// Batch normalization over the last (channel) axis: statistics over all other axes.
+/// In training, normalizes with the batch statistics and updates running_mean /
+/// running_var in place (unbiased variance, as Keras and PyTorch); otherwise uses them.
+/// gamma / beta may be undefined (no scale / no offset).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& gamma,
+                  const Tensor& beta, const BatchNormOptions& o = {});
+
+/// Layer normalization over the last `normalized_ndim` dims; gamma/beta of that shape or undefined.
+Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& gamma = {}, const Tensor& beta = {},
+                  double eps = 1e-5);
+
+}  // namespace glia
