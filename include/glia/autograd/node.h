@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "glia/core/tensor.h"
@@ -102,6 +103,14 @@ class AccumulateGrad final : public Node {
 };
 
 namespace autograd {
+/// Deletes a node and then, iteratively, every node only it kept alive: dropping a graph of
+/// any depth never recurses (a chain of 100k ops would overflow the stack otherwise).
+void delete_node(Node* node);
+/// Makes a node owned by a shared_ptr that deletes through delete_node.
+template <class T, class... A>
+std::shared_ptr<T> make_node(A&&... args) {
+  return std::shared_ptr<T>(new T(std::forward<A>(args)...), [](T* n) { delete_node(n); });
+}
 /// The edge a gradient for t should flow into (its grad_fn, or its accumulator for a leaf).
 Edge gradient_edge(const Tensor& t);
 /// Makes the outputs of an op call part of the graph under `node` (called by dispatch).

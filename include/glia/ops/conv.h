@@ -8,9 +8,10 @@
 
 namespace glia {
 
-/// Padding: "valid" (none), "same" (output size = ceil(input / stride)), or explicit.
+/// Padding: "valid" (none), "same" (output size = ceil(input / stride), the extra cell at the
+/// bottom / right, as TensorFlow), or explicit.
 struct Padding2d {
-  std::string mode = "valid";   // "valid", "same" or "explicit"
+  std::string mode = "valid";                        // "valid", "same" or "explicit"
   int64_t top = 0, bottom = 0, left = 0, right = 0;  // used with "explicit"
   static Padding2d valid() { return {}; }
   static Padding2d same() { return {"same"}; }
@@ -29,6 +30,14 @@ struct Conv2dOptions {
 /// (Keras's kernel layout); bias [C_out] or undefined. Output [N, OH, OW, C_out].
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& o = {});
 
+/// The gradient of conv2d with respect to its input, for an input of `input_shape`
+/// (also a transposed convolution). Differentiable.
+Tensor conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, IntList input_shape,
+                         const Conv2dOptions& o = {});
+/// The gradient of conv2d with respect to its weight, for a weight of `weight_shape`. Differentiable.
+Tensor conv2d_weight_grad(const Tensor& input, const Tensor& grad_out, IntList weight_shape,
+                          const Conv2dOptions& o = {});
+
 struct Conv1dOptions {
   int64_t stride = 1;
   std::string padding = "valid";  // "valid", "same", or "causal" (Keras)
@@ -42,10 +51,10 @@ Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}
 struct Pool2dOptions {
   std::array<int64_t, 2> kernel = {2, 2};
   std::array<int64_t, 2> stride = {0, 0};  // 0: same as kernel (Keras's default)
-  Padding2d padding = Padding2d::valid();
+  Padding2d padding = Padding2d::valid();  // explicit pads must be smaller than the kernel
 };
 
-/// Max pooling over [N, H, W, C].
+/// Max pooling over [N, H, W, C]. NaN in a window is its max (as PyTorch).
 Tensor max_pool2d(const Tensor& input, const Pool2dOptions& o = {});
 /// Average pooling over [N, H, W, C]; padded cells are not counted (Keras's "same").
 Tensor avg_pool2d(const Tensor& input, const Pool2dOptions& o = {});

@@ -13,14 +13,16 @@ struct BatchNormOptions {
   double eps = 1e-3;
 };
 
-/// Batch normalization over the last (channel) axis: statistics over all other axes.
-/// In training, normalizes with the batch statistics and updates running_mean /
-/// running_var in place (unbiased variance, as Keras and PyTorch); otherwise uses them.
-/// gamma / beta may be undefined (no scale / no offset).
+/// Batch normalization over the last (channel) axis of NC / NHWC input: statistics over
+/// all other axes. In training, normalizes with the batch mean and biased variance and
+/// updates running_mean / running_var in place when given (not recorded by autograd;
+/// unbiased variance, as Keras and PyTorch); otherwise normalizes with them. gamma / beta
+/// [C] may be undefined (no scale / no offset). Statistics are float32 (float64 for float64 x).
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& gamma,
                   const Tensor& beta, const BatchNormOptions& o = {});
 
-/// Layer normalization over the last `normalized_ndim` dims; gamma/beta of that shape or undefined.
+/// Layer normalization over the last `normalized_ndim` dims (biased variance); gamma/beta of
+/// that shape or undefined.
 Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& gamma = {}, const Tensor& beta = {},
                   double eps = 1e-5);
 

@@ -244,6 +244,10 @@ InferFn same_as_input(size_t i);
 /// tensors, then numbers written in code, which only raise the kind (bool < int < float).
 DType result_type(std::span<const Tensor> ts);
 
+/// Refuses in-place writes into a view whose elements share memory (a size > 1 dim of stride 0,
+/// as from expand): the result would depend on the write order. The error names the op.
+void check_no_internal_overlap(const Tensor& t, const char* op);
+
 /// Checks that a tensor has a floating dtype; the error names the op.
 void check_floating(const Tensor& t, const char* op, const char* what = "input");
 

@@ -164,8 +164,33 @@ Edge gradient_edge(const Tensor& t) {
   return {acc, 0};
 }
 
+namespace {
+// Frees n's saved tensors (which may hold the only other references to the nodes before it),
+// then moves the edges it holds the last reference to onto the stack.
+void gather(Node* n, std::vector<std::shared_ptr<Node>>& stack) {
+  n->release();
+  for (auto& e : n->next_edges) {
+    if (e.fn.use_count() == 1)
+      stack.push_back(std::move(e.fn));
+    else
+      e.fn.reset();
+  }
+}
+}  // namespace
+
+void delete_node(Node* node) {
+  std::vector<std::shared_ptr<Node>> stack;
+  gather(node, stack);
+  delete node;
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    gather(n.get(), stack);
+  }  // n is deleted here, with no edges left to recurse into
+}
+
 void record(const OpDef& op, std::span<const Tensor> in, std::span<Tensor> out, Attrs&& attrs) {
-  auto node = std::make_shared<OpNode>(op, std::move(attrs));
+  auto node = make_node<OpNode>(op, std::move(attrs));
   size_t n = in.size();
   node->next_edges.resize(n);
   node->input_meta.resize(n);

@@ -71,7 +71,8 @@ int64_t flat_offset(const Tensor& t, IntList index) {
   int64_t off = 0;
   for (size_t d = 0; d < index.size(); ++d) {
     int64_t n = t.shape()[d], i = index[d];
-    GLIA_CHECK(i >= -n && i < n, ValueError, "at: index ", i, " is out of range for dimension ", d, " of size ", n);
+    GLIA_CHECK(i >= -n && i < n, ValueError, "at: index ", i, " is out of range for dimension ", d, " of size ", n,
+               " (shape ", to_string(t.shape()), ")");
     off += (i < 0 ? i + n : i) * t.strides()[d];
   }
   return off;

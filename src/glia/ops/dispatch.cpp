@@ -143,6 +143,8 @@ DType result_type(std::span<const Tensor> ts) {
     best[g] = have[g] ? promote_types(best[g], t.dtype()) : t.dtype();
     have[g] = true;
   }
+  // Numbers alone (where(c, 1.5, 2)) give the default dtype of their kind, as a literal would.
+  if (!have[0] && !have[1] && have[2]) return kind(best[2]) == 2 ? DType::f32 : best[2];
   DType r = DType::b8;
   bool set = false;
   for (int g = 0; g < 3; ++g) {
@@ -212,7 +214,15 @@ TensorList dispatch(const OpDef& op, std::span<const Tensor> in, Attrs attrs) {
   return out;
 }
 
+void check_no_internal_overlap(const Tensor& t, const char* op) {
+  bool overlap = false;
+  for (int64_t d = 0; d < t.dim(); ++d) overlap = overlap || (t.strides()[d] == 0 && t.shape()[d] > 1);
+  GLIA_CHECK(!overlap, ValueError, op, ": in-place write into a tensor whose elements share memory (shape ",
+             to_string(t.shape()), ", strides ", to_string(t.strides()), ", as made by expand); clone() it first");
+}
+
 void dispatch_inplace(const OpDef& op, const Tensor& self, std::span<const Tensor> others, Attrs attrs) {
+  check_no_internal_overlap(self, (op.name() + "_").c_str());
   SmallVec<Tensor, 4> in;
   in.push_back(self);
   for (const Tensor& t : others) {

@@ -285,6 +285,11 @@ Tensor mul(const Tensor& a, const Tensor& b) { return call(op_mul, {a, b}); }
 Tensor div(const Tensor& a, const Tensor& b) { return call(op_div, {a, b}); }
 Tensor pow(const Tensor& a, const Tensor& b) { return call(op_pow, {a, b}); }
 Tensor pow(const Tensor& a, const Scalar& e) {
+  // As PyTorch: a float exponent makes an integer tensor float32; integer powers stay integers.
+  if (!is_floating(a.dtype()) && e.is_float()) return pow(a.to(DType::f32), e);
+  GLIA_CHECK(is_floating(a.dtype()) || a.dtype() == DType::b8 || e.to_double() >= 0, ValueError,
+             "pow: integers to negative integer powers are not allowed (exponent ", e, " on a ", name(a.dtype()),
+             " tensor); convert to float first");
   return call(op_pow_scalar, {a}, {{"exponent", e.to_double()}});
 }
 Tensor maximum(const Tensor& a, const Tensor& b) { return call(op_maximum, {a, b}); }
@@ -293,12 +298,20 @@ Tensor neg(const Tensor& x) { return call(op_neg, {x}); }
 Tensor abs(const Tensor& x) { return call(op_abs, {x}); }
 Tensor sign(const Tensor& x) { return call(op_sign, {x}); }
 Tensor square(const Tensor& x) { return call(op_square, {x}); }
+// Float bounds on an integer tensor give a float32 result, as PyTorch's type promotion does.
 Tensor clamp(const Tensor& x, const Scalar& lo, const Scalar& hi) {
   GLIA_CHECK(lo.to_double() <= hi.to_double(), ValueError, "clamp: min ", lo, " is greater than max ", hi);
+  if (!is_floating(x.dtype()) && (lo.is_float() || hi.is_float())) return clamp(x.to(DType::f32), lo, hi);
   return call(op_clamp, {x}, {{"min", lo}, {"max", hi}});
 }
-Tensor clamp_min(const Tensor& x, const Scalar& lo) { return call(op_clamp, {x}, {{"min", lo}}); }
-Tensor clamp_max(const Tensor& x, const Scalar& hi) { return call(op_clamp, {x}, {{"max", hi}}); }
+Tensor clamp_min(const Tensor& x, const Scalar& lo) {
+  if (!is_floating(x.dtype()) && lo.is_float()) return clamp_min(x.to(DType::f32), lo);
+  return call(op_clamp, {x}, {{"min", lo}});
+}
+Tensor clamp_max(const Tensor& x, const Scalar& hi) {
+  if (!is_floating(x.dtype()) && hi.is_float()) return clamp_max(x.to(DType::f32), hi);
+  return call(op_clamp, {x}, {{"max", hi}});
+}
 
 Tensor eq(const Tensor& a, const Tensor& b) { return call(op_eq, {a, b}); }
 Tensor ne(const Tensor& a, const Tensor& b) { return call(op_ne, {a, b}); }
@@ -430,6 +443,7 @@ const Tensor& Tensor::clamp_(const Scalar& lo, const Scalar& hi) const {
 }
 const Tensor& Tensor::copy_(const Tensor& src) const {
   GLIA_CHECK(src.defined(), ValueError, "copy_: the source is an undefined tensor");
+  check_no_internal_overlap(*this, "copy_");
   if (GradMode::is_enabled())
     GLIA_CHECK(!requires_grad(), ValueError,
                "copy_: in-place copy into a tensor that requires grad; run it under glia::no_grad");

@@ -1,6 +1,8 @@
 // Matrix products.
 #include "glia/ops/linalg.h"
 
+#include <algorithm>
+
 #include "glia/ops/elementwise.h"
 #include "glia/ops/op.h"
 #include "glia/ops/reduce.h"
@@ -35,6 +37,10 @@ GLIA_OP(matmul)
 Tensor matmul(const Tensor& a, const Tensor& b) {
   GLIA_CHECK(a.dim() >= 1 && b.dim() >= 1, ShapeError, "matmul: operands must have at least one dimension, got ",
              to_string(a.shape()), " and ", to_string(b.shape()));
+  // Checked here too, so that the message shows the shapes the caller passed, not the promoted ones.
+  int64_t ka = a.shape().back(), kb = b.shape()[static_cast<size_t>(std::max<int64_t>(b.dim() - 2, 0))];
+  GLIA_CHECK(ka == kb, ShapeError, "matmul: inner dimensions do not match: ", to_string(a.shape()), " @ ",
+             to_string(b.shape()), " (", ka, " != ", kb, ")");
   if (a.dim() >= 2 && b.dim() >= 2) return call(op_matmul, {a, b});
   Tensor a2 = a.dim() == 1 ? a.unsqueeze(0) : a;
   Tensor b2 = b.dim() == 1 ? b.unsqueeze(1) : b;

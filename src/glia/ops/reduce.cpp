@@ -63,21 +63,34 @@ int64_t count(const Shape& s, const std::vector<int64_t>& dims) {
 
 }  // namespace
 
-GLIA_OP(sum).inputs({"x"}).infer(reduce_infer(true)).save_inputs({}).grad([](GradContext& c) {
-  return grads{expand_back(c.grad_out(), c)};
-});
+GLIA_OP(sum)
+    .inputs({"x"})
+    .infer([](InferContext& c) {
+      reduce_infer(true)(c);
+      // Optional "dtype": mean sums 16-bit floats into float32, where a large sum cannot overflow.
+      if (c.attrs().has("dtype")) c.outputs()[0].dtype = c.attr<DType>("dtype");
+    })
+    .save_inputs({})
+    .grad([](GradContext& c) { return grads{expand_back(c.grad_out(), c)}; });
 
 GLIA_OP(prod).inputs({"x"}).infer(reduce_infer(true)).grad([](GradContext& c) {
-  // With zeros: the gradient at the single zero of a group is the product of the others.
+  // d prod / d x_i is the product of the others, written without dividing by zeros. With
+  // p = product of the nonzero elements of a group and z = the sum of its zero elements
+  // (0, but it carries the derivative with respect to them), the product of the others is
+  //   no zeros: p / x_i;   one zero: p at the zero, p * z / x_i elsewhere;
+  //   two zeros: p * (z - x_i) at the zeros, 0 elsewhere;   more: 0.
+  // The z factors keep the second derivatives right too.
   Tensor x = c.input(0);
   const auto& dims = c.attr<std::vector<int64_t>>("dims");
+  IntList d(dims.data(), dims.size());
   Tensor iszero = x == 0.0;
-  Tensor nz = sum(iszero.to(x.dtype()), IntList(dims.data(), dims.size()), true);
-  Tensor p = prod(where(iszero, ones_like(x), x), IntList(dims.data(), dims.size()), true);
-  Tensor g = expand_back(c.grad_out(), c);
-  Tensor no_zero = where(nz == 0.0, p / where(iszero, ones_like(x), x), zeros_like(x));
-  Tensor one_zero = where((nz == 1.0) & iszero, expand(p, x.shape()), zeros_like(x));
-  return grads{g * (no_zero + one_zero)};
+  Tensor nz = sum(iszero.to(x.dtype()), d, true);
+  Tensor safe = where(iszero, ones_like(x), x);
+  Tensor p = prod(safe, d, true);
+  Tensor z = sum(where(iszero, x, zeros_like(x)), d, true);
+  Tensor at_nonzero = where(nz == 0.0, p / safe, where(nz == 1.0, p * z / safe, zeros_like(x)));
+  Tensor at_zero = where(nz == 1.0, expand(p, x.shape()), where(nz == 2.0, p * (z - x), zeros_like(x)));
+  return grads{expand_back(c.grad_out(), c) * where(iszero, at_zero, at_nonzero)};
 });
 
 GLIA_OP(amax).inputs({"x"}).infer(reduce_infer(false)).save_outputs({0}).grad([](GradContext& c) {
@@ -148,7 +161,13 @@ Tensor sum(const Tensor& x, IntList dims, bool keepdim) {
 Tensor mean(const Tensor& x, IntList dims, bool keepdim) {
   check_floating(x, "mean");
   auto d = norm_dims(dims, x.dim(), "mean");
-  return sum(x, dims, keepdim) / static_cast<double>(count(x.shape(), d));
+  auto n = static_cast<double>(count(x.shape(), d));
+  if (x.dtype() == DType::bf16 || x.dtype() == DType::f16) {  // sum and divide in float32, as PyTorch
+    Attrs a = rattrs(d, keepdim);
+    a.set("dtype", DType::f32);
+    return cast(call(op_sum, {x}, std::move(a)) / n, x.dtype());
+  }
+  return sum(x, dims, keepdim) / n;
 }
 
 Tensor prod(const Tensor& x, IntList dims, bool keepdim) {
@@ -173,11 +192,13 @@ Tensor amin(const Tensor& x, IntList dims, bool keepdim) {
 
 std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
   dim = wrap_axis(dim, x.dim(), "max");
+  GLIA_CHECK(x.numel() > 0, ValueError, "max: cannot reduce an empty tensor of shape ", to_string(x.shape()));
   auto r = dispatch(op_max_dim, {x}, {{"dim", dim}, {"keepdim", keepdim}});
   return {r[0], r[1]};
 }
 std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
   dim = wrap_axis(dim, x.dim(), "min");
+  GLIA_CHECK(x.numel() > 0, ValueError, "min: cannot reduce an empty tensor of shape ", to_string(x.shape()));
   auto r = dispatch(op_min_dim, {x}, {{"dim", dim}, {"keepdim", keepdim}});
   return {r[0], r[1]};
 }
@@ -190,8 +211,14 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
   return call(op_argmin, {x}, {{"dim", wrap_axis(dim, x.dim(), "argmin")}, {"keepdim", keepdim}});
 }
-Tensor argmax(const Tensor& x) { return argmax(reshape(x, {-1}), 0); }
-Tensor argmin(const Tensor& x) { return argmin(reshape(x, {-1}), 0); }
+Tensor argmax(const Tensor& x) {
+  GLIA_CHECK(x.numel() > 0, ValueError, "argmax: cannot reduce an empty tensor of shape ", to_string(x.shape()));
+  return argmax(reshape(x, {-1}), 0);
+}
+Tensor argmin(const Tensor& x) {
+  GLIA_CHECK(x.numel() > 0, ValueError, "argmin: cannot reduce an empty tensor of shape ", to_string(x.shape()));
+  return argmin(reshape(x, {-1}), 0);
+}
 
 Tensor var(const Tensor& x, IntList dims, int64_t correction, bool keepdim) {
   auto d = norm_dims(dims, x.dim(), "var");
@@ -206,6 +233,9 @@ Tensor std(const Tensor& x, IntList dims, int64_t correction, bool keepdim) {
 
 Tensor logsumexp(const Tensor& x, IntList dims, bool keepdim) {
   check_floating(x, "logsumexp");
+  if (x.dtype() == DType::bf16 || x.dtype() == DType::f16)  // in float32: a 16-bit sum of exps overflows
+    return cast(logsumexp(cast(x, DType::f32), dims, keepdim), x.dtype());
+  if (x.numel() == 0) return log(sum(exp(x), dims, keepdim));  // log(0) = -inf, as PyTorch; no max to shift by
   Tensor m = amax(x, dims, true).detach();
   // Rows that are all -inf would give nan from (-inf) - (-inf); shift by 0 there.
   m = where(isfinite(m), m, zeros_like(m));
@@ -241,8 +271,15 @@ Tensor sum_to(const Tensor& x, IntList shape) {
   return reshape(r, shape);
 }
 
-Tensor all(const Tensor& x) { return amin(x.to(DType::b8).to(DType::u8)) == 1; }
-Tensor any(const Tensor& x) { return amax(x.to(DType::b8).to(DType::u8)) == 1; }
+// Empty tensors: all is true and any is false (vacuous truth), as in NumPy and PyTorch.
+Tensor all(const Tensor& x) {
+  if (x.numel() == 0) return full({}, true, {.dtype = DType::b8, .device = x.device()});
+  return amin(x.to(DType::b8).to(DType::u8)) == 1;
+}
+Tensor any(const Tensor& x) {
+  if (x.numel() == 0) return full({}, false, {.dtype = DType::b8, .device = x.device()});
+  return amax(x.to(DType::b8).to(DType::u8)) == 1;
+}
 
 Tensor Tensor::sum() const { return glia::sum(*this); }
 Tensor Tensor::sum(IntList d, bool k) const { return glia::sum(*this, d, k); }

@@ -47,6 +47,28 @@ void map_unary(const Tensor& x_in, const Tensor& out, F f, const simd::Unary* si
 /// (T) first, and the result is stored as out's dtype (U).
 template <class T, class U, class F>
 void map_binary(const Tensor& a_in, const Tensor& b_in, const Tensor& out, F f, const simd::Binary* simd_op = nullptr) {
+  if constexpr (!std::is_same_v<acc_t<T>, T> && std::is_same_v<U, T>) {
+    // In arithmetic, a number (0-d tensor of another dtype) with a 16-bit tensor is used in float,
+    // not rounded to 16 bits first: x / 1e5 must not become x / inf in float16. PyTorch does the
+    // same; it compares in the 16-bit type, as comparisons here still do.
+    auto number = [](const Tensor& t) { return t.dim() == 0 && t.dtype() != dtype_v<T>; };
+    if (number(a_in) != number(b_in)) {
+      bool left = number(a_in);
+      const acc_t<T> s = (left ? a_in : b_in).item().template to<acc_t<T>>();
+      Tensor x = as_dtype(left ? b_in : a_in, dtype_v<T>);
+      const Tensor* ops[2] = {&out, &x};
+      Loop L = make_loop(ops, out.shape());
+      parallel_loop(L, [&](char** p, const int64_t* st, int64_t n) {
+        char* o = p[0];
+        const char* v = p[1];
+        for (int64_t i = 0; i < n; ++i, o += st[0], v += st[1]) {
+          auto e = static_cast<acc_t<T>>(*reinterpret_cast<const T*>(v));
+          *reinterpret_cast<U*>(o) = static_cast<U>(left ? f(s, e) : f(e, s));
+        }
+      });
+      return;
+    }
+  }
   Tensor a = as_dtype(a_in, dtype_v<T>);
   Tensor b = as_dtype(b_in, dtype_v<T>);
   const Tensor* ops[3] = {&out, &a, &b};

@@ -84,9 +84,10 @@ void matmul_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
     dnnl_sgemm(va.trans, vb.trans, M, N, K, 1.0f, A + ao[static_cast<size_t>(k)], va.ld,
                B + bo[static_cast<size_t>(k)], vb.ld, 0.0f, C + k * M * N, N);
   };
-  // Many small matrices: one per thread (sgemm runs single-threaded inside a parallel region).
+  // Many small matrices: one per thread (sgemm runs single-threaded inside a parallel region),
+  // but only when each thread gets real work: waking a team costs more than a tiny gemm.
   if (nb > 1 && M * N * K < (int64_t(1) << 21)) {
-    parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
+    parallel_for(nb, std::max<int64_t>(1, 65536 / (M * N * K)), [&](int64_t lo, int64_t hi) {
       for (int64_t k = lo; k < hi; ++k) one(k);
     });
   } else {
@@ -119,7 +120,8 @@ GLIA_KERNEL(matmul, CPU, [](KernelContext& k) {
   double* C = static_cast<double*>(out.data_ptr());
   int64_t ars = a.strides()[a.dim() - 2], acs = a.strides()[a.dim() - 1];
   int64_t brs = b.strides()[b.dim() - 2], bcs = b.strides()[b.dim() - 1];
-  parallel_for(numel(batch), 1, [&](int64_t lo, int64_t hi) {
+  int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(M * N * K, 1));
+  parallel_for(numel(batch), grain, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i)
       gemm_naive(M, N, K, A + ao[static_cast<size_t>(i)], ars, acs, B + bo[static_cast<size_t>(i)], brs, bcs,
                  C + i * M * N);

@@ -128,7 +128,7 @@ void reduce_f32(const Plan& p, float* out) {
   };
   int64_t nblocks = (p.R + kBlock - 1) / kBlock;
   if (p.outer >= nt || nblocks < 2) {  // one thread per outer slice
-    parallel_for(p.outer, 1, [&](int64_t b, int64_t e) {
+    parallel_for(p.outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(p.R * p.inner, 1)), [&](int64_t b, int64_t e) {
       std::vector<float> tmp(static_cast<size_t>(p.inner));
       std::vector<double> acc(static_cast<size_t>(p.inner));
       for (int64_t o = b; o < e; ++o) {
@@ -235,14 +235,21 @@ GLIA_KERNEL(sum, CPU, [](KernelContext& k) {
     out.zero_();
     return;
   }
-  if (out.dtype() == DType::f32) {
+  if (out.dtype() == DType::f32 && k.input(0).dtype() == DType::f32) {
     reduce_f32<0>(p, static_cast<float*>(out.data_ptr()));
     return;
   }
   visit_dtype(k.input(0).dtype(), [&]<class T>() {
     if constexpr (std::is_floating_point_v<acc_t<T>>) {
-      reduce_scalar<T>(p, static_cast<T*>(out.data_ptr()), 0.0, [](double a, double v) { return a + v; },
-                       [](double a) { return a; });
+      auto add = [](double a, double v) { return a + v; };
+      auto done = [](double a) { return a; };
+      if (out.dtype() == dtype_v<T>) {
+        reduce_scalar<T>(p, static_cast<T*>(out.data_ptr()), 0.0, add, done);
+      } else {  // a 16-bit input summed into float32 (mean)
+        GLIA_CHECK(out.dtype() == DType::f32, InternalError, "sum: cannot sum ", name(dtype_v<T>), " into ",
+                   name(out.dtype()));
+        reduce_scalar<T>(p, static_cast<float*>(out.data_ptr()), 0.0, add, done);
+      }
     } else {
       reduce_scalar<T>(p, static_cast<int64_t*>(out.data_ptr()), int64_t(0),
                        [](int64_t a, int64_t v) { return a + v; }, [](int64_t a) { return a; });

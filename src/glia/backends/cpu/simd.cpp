@@ -22,15 +22,18 @@ using V = hn::Vec<D>;
 
 // --- math with the edge cases Highway leaves out
 
+// The largest float whose exp is finite (just below ln(FLT_MAX) = 88.7228390...).
+constexpr float kMaxExpArg = 88.72283172607421875f;
+
 HWY_INLINE V SafeExp(D d, V x) {
   V r = hn::Exp(d, hn::Min(hn::Max(x, hn::Set(d, -104.f)), hn::Set(d, 100.f)));
-  r = hn::IfThenElse(hn::Gt(x, hn::Set(d, 88.7228f)), hn::Set(d, std::numeric_limits<float>::infinity()), r);
+  r = hn::IfThenElse(hn::Gt(x, hn::Set(d, kMaxExpArg)), hn::Set(d, std::numeric_limits<float>::infinity()), r);
   return hn::IfThenElse(hn::IsNaN(x), x, r);
 }
 
 HWY_INLINE V SafeExpm1(D d, V x) {
   V r = hn::Expm1(d, hn::Min(hn::Max(x, hn::Set(d, -104.f)), hn::Set(d, 100.f)));
-  r = hn::IfThenElse(hn::Gt(x, hn::Set(d, 88.7228f)), hn::Set(d, std::numeric_limits<float>::infinity()), r);
+  r = hn::IfThenElse(hn::Gt(x, hn::Set(d, kMaxExpArg)), hn::Set(d, std::numeric_limits<float>::infinity()), r);
   return hn::IfThenElse(hn::IsNaN(x), x, r);
 }
 

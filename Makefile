@@ -1,0 +1,38 @@
+# make run   installs what is missing, builds, and runs the main job
+# make test  installs what is missing, builds, and runs every test
+# make bench builds and runs the benchmarks against PyTorch
+BUILD ?= build
+CMAKE_FLAGS ?= -DGLIA_WERROR=ON
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test bench install format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/examples/demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench:
+	@scripts/install-deps --bench
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) -DGLIA_BUILD_BENCH=ON -DGLIA_BUILD_TORCH_BENCH=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	scripts/run-bench $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD)
