@@ -11,5 +11,8 @@
 #include "glia/core/storage.h"
 #include "glia/core/tensor.h"
 #include "glia/core/threads.h"
+#include "glia/data/dataset.h"
+#include "glia/data/datasets.h"
+#include "glia/data/readers.h"
 #include "glia/ops/functions.h"
 #include "glia/version.h"
