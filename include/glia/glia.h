@@ -15,4 +15,6 @@
 #include "glia/data/datasets.h"
 #include "glia/data/readers.h"
 #include "glia/ops/functions.h"
+#include "glia/optim/optimizer.h"
+#include "glia/optim/schedules.h"
 #include "glia/version.h"
