@@ -3,6 +3,7 @@
 
 #include "glia/ops/conv.h"
 #include "glia/ops/elementwise.h"
+#include "glia/ops/image.h"
 #include "glia/ops/index.h"
 #include "glia/ops/linalg.h"
 #include "glia/ops/loss.h"

@@ -1,0 +1,226 @@
+// Models (keras.Model): Functional models from Input() and layer calls,
+// Sequential stacks, and subclassed models that override call(); compiled
+// with an optimizer, a loss and metrics, then fit / evaluate / predict.
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "glia/data/dataset.h"
+#include "glia/model/callbacks.h"
+#include "glia/nn/layer.h"
+#include "glia/nn/losses.h"
+#include "glia/nn/metrics.h"
+#include "glia/optim/optimizer.h"
+
+namespace glia {
+
+/// An optimizer by name ("adam") or object.
+class OptimizerArg {
+ public:
+  OptimizerArg(const char* name);         // NOLINT
+  OptimizerArg(const std::string& name);  // NOLINT
+  template <class O, class = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer, O>>>
+  OptimizerArg(std::shared_ptr<O> o) : ptr_(std::move(o)) {}  // NOLINT
+  const optimizers::OptimizerPtr& get() const { return ptr_; }
+
+ private:
+  optimizers::OptimizerPtr ptr_;
+};
+
+/// A loss by name ("sparse_categorical_crossentropy") or object.
+class LossArg {
+ public:
+  LossArg() = default;
+  LossArg(const char* name);         // NOLINT
+  LossArg(const std::string& name);  // NOLINT
+  template <class L, class = std::enable_if_t<std::is_base_of_v<losses::Loss, L>>>
+  LossArg(std::shared_ptr<L> l) : ptr_(std::move(l)) {}  // NOLINT
+  const losses::LossPtr& get() const { return ptr_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  losses::LossPtr ptr_;
+  std::string name_;
+};
+
+/// A metric by name ("accuracy") or object.
+class MetricArg {
+ public:
+  MetricArg(const char* name) : name_(name) {}          // NOLINT
+  MetricArg(std::string name) : name_(std::move(name)) {}  // NOLINT
+  template <class M, class = std::enable_if_t<std::is_base_of_v<metrics::Metric, M>>>
+  MetricArg(std::shared_ptr<M> m) : ptr_(std::move(m)) {}  // NOLINT
+  const metrics::MetricPtr& get() const { return ptr_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  metrics::MetricPtr ptr_;
+  std::string name_;
+};
+
+struct CompileOptions {
+  OptimizerArg optimizer = "rmsprop";
+  /// One loss for all outputs, or one per output (losses).
+  LossArg loss = {};
+  std::vector<LossArg> losses = {};
+  std::vector<MetricArg> metrics = {};
+  std::vector<double> loss_weights = {};
+  /// Run the training step op by op (graph compilation comes with graph mode).
+  bool run_eagerly = false;
+};
+
+struct FitOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 32;
+  /// Fraction of the data (taken from the end, before shuffling) held out for validation.
+  double validation_split = 0.0;
+  /// {x_val, y_val} (or more tensors for several inputs and outputs: inputs first).
+  std::vector<Tensor> validation_data = {};
+  std::optional<data::Dataset> validation_dataset = {};
+  bool shuffle = true;
+  std::vector<callbacks::CallbackPtr> callbacks = {};
+  /// 0 silent, 1 progress bar, 2 one line per epoch.
+  int verbose = 1;
+  int64_t initial_epoch = 0;
+  /// Weight of each class in the loss (integer or one-hot targets).
+  std::map<int64_t, double> class_weight = {};
+  Tensor sample_weight = {};
+  /// Batches per epoch for datasets without a known size (-1: until the dataset ends).
+  int64_t steps_per_epoch = -1;
+  int64_t validation_steps = -1;
+  int64_t validation_batch_size = -1;
+  int64_t validation_freq = 1;
+};
+
+struct EvaluateOptions {
+  int64_t batch_size = 32;
+  int verbose = 1;
+  Tensor sample_weight = {};
+  int64_t steps = -1;
+  std::vector<callbacks::CallbackPtr> callbacks = {};
+};
+
+struct PredictOptions {
+  int64_t batch_size = 32;
+  int verbose = 1;
+  int64_t steps = -1;
+  std::vector<callbacks::CallbackPtr> callbacks = {};
+};
+
+class Model : public Layer {
+ public:
+  /// For subclassed models: override call() and track() the layers you use.
+  explicit Model(std::string name = "");
+  /// A Functional model from symbolic inputs to outputs.
+  Model(const KerasTensor& input, const KerasTensor& output, std::string name = "");
+  Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name = "");
+
+  std::string class_name() const override;
+  void build(const std::vector<Shape>& input_shapes) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Tensor call(const std::vector<Tensor>& xs, bool training) override;
+  Config config() const override;
+  int num_inputs() const override;
+
+  /// All outputs for all inputs (the Functional graph, or call() for other models).
+  /// With `logits`, outputs whose final activation pairs with the loss come without it.
+  virtual std::vector<Tensor> forward(const std::vector<Tensor>& inputs, bool training, bool logits = false);
+
+  // --- training
+  void compile(CompileOptions o);
+  void compile(OptimizerArg optimizer, LossArg loss, std::vector<MetricArg> metrics = {});
+  bool compiled() const { return optimizer_ != nullptr; }
+  callbacks::History fit(const Tensor& x, const Tensor& y, FitOptions o = {});
+  callbacks::History fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, FitOptions o = {});
+  /// A dataset of batches, each {x, y} (or inputs then outputs, or with a sample weight last).
+  callbacks::History fit(const data::Dataset& ds, FitOptions o = {});
+  /// Loss and metrics on the data: {"loss": ..., "accuracy": ...}.
+  Logs evaluate(const Tensor& x, const Tensor& y, EvaluateOptions o = {});
+  Logs evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, EvaluateOptions o = {});
+  Logs evaluate(const data::Dataset& ds, EvaluateOptions o = {});
+  /// Outputs for the inputs, in batches, in inference mode.
+  Tensor predict(const Tensor& x, PredictOptions o = {});
+  std::vector<Tensor> predict(const std::vector<Tensor>& xs, PredictOptions o = {});
+  /// One gradient step on one batch; returns the batch's loss and metrics.
+  Logs train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight = {});
+  Logs test_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight = {});
+
+  /// Set by callbacks (EarlyStopping, TerminateOnNaN) to end fit after the current batch.
+  bool stop_training = false;
+  const optimizers::OptimizerPtr& optimizer() const { return optimizer_; }
+  const std::vector<losses::LossPtr>& losses() const { return losses_; }
+  std::vector<metrics::MetricPtr> metrics() const;
+  const CompileOptions& compile_options() const { return compile_opts_; }
+
+  // --- structure
+  /// Keras's summary table: layer (type), output shape, param # (and connected-to for Functional).
+  void summary(std::ostream& os) const;
+  void summary() const;
+  std::string summary_string() const;
+  /// The layers in order (Functional: topological; Sequential: as added; subclassed: tracked).
+  virtual std::vector<LayerPtr> layers() const;
+  LayerPtr get_layer(const std::string& name) const;
+  const std::vector<KerasTensor>& inputs() const { return inputs_; }
+  const std::vector<KerasTensor>& outputs() const { return outputs_; }
+  bool is_functional() const { return !outputs_.empty(); }
+  /// Output names (the producing layers' names) for metric prefixes.
+  std::vector<std::string> output_names() const;
+
+ protected:
+  /// Batch logs from one training step (used by fit and train_on_batch).
+  Logs train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  Logs test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  /// Output shapes (with -1 batch) per layer for the summary; empty when not built.
+  virtual std::vector<std::pair<LayerPtr, std::string>> summary_rows() const;
+
+  std::vector<KerasTensor> inputs_, outputs_;
+  std::vector<std::shared_ptr<KerasTensor::Node>> order_;  // Functional: nodes in execution order
+
+ private:
+  friend struct FitLoop;
+  void require_compiled(const char* what) const;
+  Tensor compute_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& sw, bool logits);
+  void update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& sw, bool logits);
+  Logs metric_logs(const std::string& prefix = "") const;
+  void reset_metrics();
+  bool use_logits() const;
+
+  CompileOptions compile_opts_;
+  optimizers::OptimizerPtr optimizer_;
+  std::vector<losses::LossPtr> losses_;        // one per output
+  std::vector<losses::LossPtr> logit_losses_;  // the from-logits twin where the output activation allows
+  std::vector<std::vector<metrics::MetricPtr>> metrics_;  // per output
+  metrics::Mean loss_tracker_{"loss"};
+  bool metrics_resolved_ = false;
+};
+using ModelPtr = std::shared_ptr<Model>;
+
+/// A linear stack of layers. Built when its input shape is known: from an InputLayer
+/// first, or from the first data it sees.
+class Sequential : public Model {
+ public:
+  explicit Sequential(std::vector<LayerPtr> layers = {}, std::string name = "");
+  void add(LayerPtr layer);
+  /// Removes the last layer.
+  void pop();
+  std::string class_name() const override { return "Sequential"; }
+  void build(const std::vector<Shape>& input_shapes) override;
+  Tensor call(const Tensor& x, bool training) override;
+  std::vector<Tensor> forward(const std::vector<Tensor>& inputs, bool training, bool logits = false) override;
+  Config config() const override;
+  std::vector<LayerPtr> layers() const override;
+
+ protected:
+  std::vector<std::pair<LayerPtr, std::string>> summary_rows() const override;
+
+ private:
+  std::vector<LayerPtr> stack_;
+  std::vector<Shape> output_shapes_;  // per layer, with -1 batch, once built
+};
+
+}  // namespace glia

@@ -1,0 +1,277 @@
+// fit / evaluate / predict: data preparation, the epoch loop, callbacks.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "glia/autograd/autograd.h"
+#include "glia/model/model.h"
+#include "glia/ops/functions.h"
+
+namespace glia {
+namespace {
+
+using callbacks::CallbackPtr;
+
+int64_t samples_of(const std::vector<Tensor>& ts, const char* what) {
+  GLIA_CHECK(!ts.empty(), ValueError, what, ": no data given");
+  int64_t n = -1;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    GLIA_CHECK(ts[i].defined() && ts[i].dim() >= 1, ValueError, what, ": data tensor ", i,
+               " must have a batch dimension, got ", ts[i].defined() ? to_string(ts[i].shape()) : "undefined");
+    if (n < 0) n = ts[i].shape()[0];
+    GLIA_CHECK(ts[i].shape()[0] == n, ValueError, what, ": x and y must have the same number of samples, got ", n,
+               " and ", ts[i].shape()[0], " (shapes ", to_string(ts[0].shape()), " and ", to_string(ts[i].shape()),
+               ")");
+  }
+  return n;
+}
+
+/// Per-sample weights from class_weight (integer labels, or the argmax of one-hot rows).
+Tensor class_weights(const Tensor& y, const std::map<int64_t, double>& cw) {
+  Tensor labels = is_floating(y.dtype()) && y.dim() >= 2 && y.shape().back() > 1
+                      ? argmax(y, -1)
+                      : (is_floating(y.dtype()) ? y.reshape({y.shape()[0], -1}).select(1, 0).to(DType::i64)
+                                                : y.reshape({y.shape()[0], -1}).select(1, 0).to(DType::i64));
+  auto lv = labels.to_vector<int64_t>();
+  std::vector<float> w(lv.size(), 1.0f);
+  for (size_t i = 0; i < lv.size(); ++i) {
+    auto it = cw.find(lv[i]);
+    if (it != cw.end()) w[i] = static_cast<float>(it->second);
+  }
+  return tensor(w);
+}
+
+/// Splits a dataset element into inputs, targets and an optional sample weight.
+struct Split {
+  std::vector<Tensor> x, y;
+  Tensor sw;
+};
+Split split_element(const data::Element& e, size_t n_in, size_t n_out, const char* what) {
+  GLIA_CHECK(e.size() == n_in + n_out || e.size() == n_in + n_out + 1, ValueError, what, ": dataset elements have ",
+             e.size(), " tensors; expected ", n_in, " input(s) and ", n_out,
+             " target(s), optionally followed by a sample weight");
+  Split s;
+  s.x.assign(e.begin(), e.begin() + static_cast<std::ptrdiff_t>(n_in));
+  s.y.assign(e.begin() + static_cast<std::ptrdiff_t>(n_in), e.begin() + static_cast<std::ptrdiff_t>(n_in + n_out));
+  if (e.size() == n_in + n_out + 1) s.sw = e.back();
+  return s;
+}
+
+class CallbackList {
+ public:
+  CallbackList(std::vector<CallbackPtr> cbs, Model* m) : cbs_(std::move(cbs)) {
+    for (auto& c : cbs_) c->set_model(m);
+  }
+  template <class F>
+  void each(F f) {
+    for (auto& c : cbs_) f(*c);
+  }
+  void set_params(const std::map<std::string, int64_t>& p) {
+    for (auto& c : cbs_) c->params = p;
+  }
+  bool has_terminate_on_nan() const {
+    for (auto& c : cbs_)
+      if (dynamic_cast<callbacks::TerminateOnNaN*>(c.get())) return true;
+    return false;
+  }
+
+ private:
+  std::vector<CallbackPtr> cbs_;
+};
+
+size_t model_inputs(const Model& m) { return m.is_functional() ? m.inputs().size() : 1; }
+size_t model_outputs(const Model& m) { return m.is_functional() ? m.outputs().size() : 1; }
+
+}  // namespace
+
+callbacks::History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
+  return fit(std::vector<Tensor>{x}, std::vector<Tensor>{y}, std::move(o));
+}
+
+callbacks::History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, FitOptions o) {
+  require_compiled("fit");
+  GLIA_CHECK(xs.size() == model_inputs(*this), ValueError, "fit: the model takes ", model_inputs(*this),
+             " input(s), got ", xs.size());
+  GLIA_CHECK(ys.size() == model_outputs(*this), ValueError, "fit: the model has ", model_outputs(*this),
+             " output(s), got ", ys.size(), " target(s)");
+  std::vector<Tensor> all = xs;
+  all.insert(all.end(), ys.begin(), ys.end());
+  int64_t n = samples_of(all, "fit");
+  GLIA_CHECK(o.batch_size > 0, ValueError, "fit: batch_size must be positive, got ", o.batch_size);
+  Tensor sw = o.sample_weight;
+  if (sw.defined())
+    GLIA_CHECK(sw.shape() == Shape{n}, ShapeError, "fit: sample_weight must have shape [", n, "], got ",
+               to_string(sw.shape()));
+  if (!o.class_weight.empty()) {
+    Tensor cw = class_weights(ys[0], o.class_weight);
+    sw = sw.defined() ? sw.to(DType::f32) * cw : cw;
+  }
+  if (sw.defined()) all.push_back(sw.to(DType::f32));
+
+  // Validation split: the last fraction, before shuffling (as Keras).
+  GLIA_CHECK(o.validation_split >= 0.0 && o.validation_split < 1.0, ValueError,
+             "fit: validation_split must be in [0, 1), got ", o.validation_split);
+  int64_t n_val = static_cast<int64_t>(std::floor(static_cast<double>(n) * o.validation_split));
+  if (n_val > 0) {
+    GLIA_CHECK(o.validation_data.empty() && !o.validation_dataset, ValueError,
+               "fit: give validation_split or validation_data, not both");
+    std::vector<Tensor> train, val;
+    for (const Tensor& t : all) {
+      train.push_back(t.narrow(0, 0, n - n_val));
+      val.push_back(t.narrow(0, n - n_val, n_val));
+    }
+    all = train;
+    n -= n_val;
+    int64_t vbs = o.validation_batch_size > 0 ? o.validation_batch_size : o.batch_size;
+    o.validation_dataset = data::Dataset::from_tensors(val).batch(vbs);
+  } else if (!o.validation_data.empty()) {
+    GLIA_CHECK(o.validation_data.size() == xs.size() + ys.size() || o.validation_data.size() == xs.size() + ys.size() + 1,
+               ValueError, "fit: validation_data must hold ", xs.size(), " input(s) then ", ys.size(), " target(s)");
+    samples_of(o.validation_data, "fit (validation_data)");
+    int64_t vbs = o.validation_batch_size > 0 ? o.validation_batch_size : o.batch_size;
+    o.validation_dataset = data::Dataset::from_tensors(o.validation_data).batch(vbs);
+  }
+  GLIA_CHECK(n > 0, ValueError, "fit: no training samples");
+  data::Dataset ds = data::Dataset::from_tensors(all);
+  if (o.shuffle) ds = ds.shuffle(n);
+  ds = ds.batch(o.batch_size).prefetch(2);
+  return fit(ds, std::move(o));
+}
+
+callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
+  require_compiled("fit");
+  GLIA_CHECK(o.epochs >= 0 && o.initial_epoch >= 0, ValueError, "fit: epochs and initial_epoch must be >= 0");
+  auto history = std::make_shared<callbacks::History>();
+  std::vector<CallbackPtr> cbs = {history};
+  cbs.insert(cbs.end(), o.callbacks.begin(), o.callbacks.end());
+  if (o.verbose > 0) cbs.push_back(std::make_shared<callbacks::ProgbarLogger>(o.verbose));
+  CallbackList list(cbs, this);
+  std::optional<int64_t> card = ds.cardinality();
+  int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : (card && *card >= 0 ? *card : -1);
+  list.set_params({{"epochs", o.epochs}, {"steps", steps}, {"verbose", o.verbose}});
+  size_t n_in = model_inputs(*this), n_out = model_outputs(*this);
+
+  stop_training = false;
+  list.each([](callbacks::Callback& c) { c.on_train_begin({}); });
+  // A pass that runs out early ends the epoch; steps_per_epoch on a repeating dataset continues it.
+  std::optional<data::Dataset::iterator> it;
+  for (int64_t epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
+    reset_metrics();
+    list.each([&](callbacks::Callback& c) { c.on_epoch_begin(epoch, {}); });
+    if (!it || o.steps_per_epoch <= 0) it = ds.begin();
+    int64_t step = 0;
+    Logs logs;
+    for (; *it != ds.end() && (o.steps_per_epoch <= 0 || step < o.steps_per_epoch); ++*it, ++step) {
+      Split s = split_element(**it, n_in, n_out, "fit");
+      list.each([&](callbacks::Callback& c) { c.on_train_batch_begin(step, {}); });
+      logs = train_step(s.x, s.y, s.sw);
+      if (!std::isfinite(logs.at("loss"))) {
+        if (list.has_terminate_on_nan()) {
+          list.each([&](callbacks::Callback& c) { c.on_train_batch_end(step, logs); });
+          stop_training = true;
+          break;
+        }
+        throw ValueError(detail::str("fit: the loss became ", logs.at("loss"), " at epoch ", epoch + 1, ", step ",
+                                     step + 1, "; training stopped before this step's update (lower the learning "
+                                     "rate, check the data for NaN, or add callbacks::TerminateOnNaN to stop "
+                                     "without an error)"));
+      }
+      list.each([&](callbacks::Callback& c) { c.on_train_batch_end(step, logs); });
+      if (stop_training) break;
+    }
+    if (o.steps_per_epoch > 0 && *it == ds.end()) it.reset();
+    if (step == 0 && !stop_training)
+      throw ValueError("fit: the dataset produced no batches" +
+                       std::string(o.steps_per_epoch > 0 ? " (it ran out: use repeat() with steps_per_epoch)" : ""));
+    Logs epoch_logs = metric_logs();
+    if (o.validation_dataset && (epoch + 1 - o.initial_epoch) % std::max<int64_t>(o.validation_freq, 1) == 0) {
+      Logs val = evaluate(*o.validation_dataset, {.verbose = 0, .steps = o.validation_steps});
+      for (auto& [k, v] : val) epoch_logs["val_" + k] = v;
+    }
+    list.each([&](callbacks::Callback& c) { c.on_epoch_end(epoch, epoch_logs); });
+  }
+  list.each([&](callbacks::Callback& c) { c.on_train_end(history->logs.empty() ? Logs{} : history->logs.back()); });
+  return *history;
+}
+
+Logs Model::evaluate(const Tensor& x, const Tensor& y, EvaluateOptions o) {
+  return evaluate(std::vector<Tensor>{x}, std::vector<Tensor>{y}, std::move(o));
+}
+
+Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, EvaluateOptions o) {
+  require_compiled("evaluate");
+  GLIA_CHECK(xs.size() == model_inputs(*this) && ys.size() == model_outputs(*this), ValueError,
+             "evaluate: the model takes ", model_inputs(*this), " input(s) and ", model_outputs(*this),
+             " target(s), got ", xs.size(), " and ", ys.size());
+  std::vector<Tensor> all = xs;
+  all.insert(all.end(), ys.begin(), ys.end());
+  int64_t n = samples_of(all, "evaluate");
+  if (o.sample_weight.defined()) {
+    GLIA_CHECK(o.sample_weight.shape() == Shape{n}, ShapeError, "evaluate: sample_weight must have shape [", n,
+               "], got ", to_string(o.sample_weight.shape()));
+    all.push_back(o.sample_weight.to(DType::f32));
+  }
+  GLIA_CHECK(o.batch_size > 0, ValueError, "evaluate: batch_size must be positive, got ", o.batch_size);
+  return evaluate(data::Dataset::from_tensors(all).batch(o.batch_size), std::move(o));
+}
+
+Logs Model::evaluate(const data::Dataset& ds, EvaluateOptions o) {
+  require_compiled("evaluate");
+  std::vector<CallbackPtr> cbs = o.callbacks;
+  if (o.verbose > 0) cbs.push_back(std::make_shared<callbacks::ProgbarLogger>(o.verbose));
+  CallbackList list(cbs, this);
+  std::optional<int64_t> card = ds.cardinality();
+  list.set_params({{"steps", o.steps > 0 ? o.steps : (card && *card >= 0 ? *card : -1)}, {"verbose", o.verbose}});
+  size_t n_in = model_inputs(*this), n_out = model_outputs(*this);
+  reset_metrics();
+  list.each([](callbacks::Callback& c) { c.on_test_begin({}); });
+  int64_t step = 0;
+  Logs logs;
+  for (auto it = ds.begin(); it != ds.end() && (o.steps <= 0 || step < o.steps); ++it, ++step) {
+    Split s = split_element(*it, n_in, n_out, "evaluate");
+    list.each([&](callbacks::Callback& c) { c.on_test_batch_begin(step, {}); });
+    logs = test_step(s.x, s.y, s.sw);
+    list.each([&](callbacks::Callback& c) { c.on_test_batch_end(step, logs); });
+  }
+  GLIA_CHECK(step > 0, ValueError, "evaluate: the dataset produced no batches");
+  logs = metric_logs();
+  list.each([&](callbacks::Callback& c) { c.on_test_end(logs); });
+  return logs;
+}
+
+Tensor Model::predict(const Tensor& x, PredictOptions o) {
+  auto out = predict(std::vector<Tensor>{x}, std::move(o));
+  GLIA_CHECK(out.size() == 1, ValueError, "predict: the model has ", out.size(),
+             " outputs; use the predict overload that returns all of them");
+  return out[0];
+}
+
+std::vector<Tensor> Model::predict(const std::vector<Tensor>& xs, PredictOptions o) {
+  GLIA_CHECK(xs.size() == model_inputs(*this), ValueError, "predict: the model takes ", model_inputs(*this),
+             " input(s), got ", xs.size());
+  samples_of(xs, "predict");
+  GLIA_CHECK(o.batch_size > 0, ValueError, "predict: batch_size must be positive, got ", o.batch_size);
+  data::Dataset ds = data::Dataset::from_tensors(xs).batch(o.batch_size);
+  std::vector<CallbackPtr> cbs = o.callbacks;
+  if (o.verbose > 0) cbs.push_back(std::make_shared<callbacks::ProgbarLogger>(o.verbose));
+  CallbackList list(cbs, this);
+  list.set_params({{"steps", ds.cardinality().value_or(-1)}, {"verbose", o.verbose}});
+  list.each([](callbacks::Callback& c) { c.on_predict_begin({}); });
+  std::vector<std::vector<Tensor>> parts;
+  int64_t step = 0;
+  no_grad g;
+  for (auto it = ds.begin(); it != ds.end() && (o.steps <= 0 || step < o.steps); ++it, ++step) {
+    list.each([&](callbacks::Callback& c) { c.on_predict_batch_begin(step, {}); });
+    auto out = forward(*it, false);
+    if (parts.empty()) parts.resize(out.size());
+    for (size_t i = 0; i < out.size(); ++i) parts[i].push_back(out[i]);
+    list.each([&](callbacks::Callback& c) { c.on_predict_batch_end(step, {}); });
+  }
+  list.each([](callbacks::Callback& c) { c.on_predict_end({}); });
+  std::vector<Tensor> result;
+  for (auto& p : parts) result.push_back(concat(p, 0));
+  return result;
+}
+
+}  // namespace glia

@@ -1,0 +1,355 @@
+// Model: Functional graphs, subclassed models, compile and the train/test steps.
+#include "glia/model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "glia/autograd/autograd.h"
+#include "glia/nn/activations.h"
+#include "glia/nn/layers.h"
+#include "glia/ops/functions.h"
+
+namespace glia {
+
+// --- argument holders
+
+OptimizerArg::OptimizerArg(const char* name) : ptr_(optimizers::get(name)) {}
+OptimizerArg::OptimizerArg(const std::string& name) : ptr_(optimizers::get(name)) {}
+LossArg::LossArg(const char* name) : ptr_(losses::get(name)), name_(name) {}
+LossArg::LossArg(const std::string& name) : ptr_(losses::get(name)), name_(name) {}
+
+// --- construction
+
+Model::Model(std::string name) : Layer(std::move(name)) {}
+
+Model::Model(const KerasTensor& input, const KerasTensor& output, std::string name)
+    : Model(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, std::move(name)) {}
+
+Model::Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name)
+    : Layer(std::move(name)), inputs_(std::move(inputs)), outputs_(std::move(outputs)) {
+  GLIA_CHECK(!inputs_.empty() && !outputs_.empty(), ValueError, "Model: needs at least one input and one output");
+  std::unordered_set<KerasTensor::Node*> input_set;
+  for (auto& i : inputs_) {
+    GLIA_CHECK(i.defined() && i.inputs().empty() && i.layer()->class_name() == "InputLayer", ValueError,
+               "Model: inputs must come from glia::Input(...)");
+    input_set.insert(i.node().get());
+  }
+  // Depth-first post-order from the outputs gives an execution order.
+  std::unordered_set<KerasTensor::Node*> done, active;
+  std::function<void(const std::shared_ptr<KerasTensor::Node>&)> visit = [&](const std::shared_ptr<KerasTensor::Node>& n) {
+    if (done.count(n.get())) return;
+    if (n->inputs.empty()) {
+      GLIA_CHECK(input_set.count(n.get()), ValueError, "Model: graph disconnected: the output depends on an Input "
+                 "(shape ", to_string(n->shape), ") that is not among the model's inputs");
+    }
+    active.insert(n.get());
+    for (auto& in : n->inputs) visit(in.node());
+    active.erase(n.get());
+    done.insert(n.get());
+    order_.push_back(n);
+  };
+  for (auto& o : outputs_) {
+    GLIA_CHECK(o.defined(), ValueError, "Model: an output is an undefined KerasTensor");
+    visit(o.node());
+  }
+  for (auto& n : order_)
+    if (!n->inputs.empty()) track_layer(n->layer);
+  std::vector<Shape> shapes;
+  for (auto& i : inputs_) shapes.emplace_back(i.shape().begin() + 1, i.shape().end());
+  ensure_built(shapes);
+}
+
+std::string Model::class_name() const { return is_functional() ? "Functional" : "Model"; }
+
+void Model::build(const std::vector<Shape>&) {}
+
+int Model::num_inputs() const { return inputs_.size() > 1 ? -1 : 1; }
+
+Config Model::config() const {
+  Config c = Layer::config();
+  if (!is_functional()) return c;
+  // The graph: every layer once, with the nodes that call it.
+  Config layers = Config::array();
+  std::vector<Layer*> seen;
+  std::unordered_map<KerasTensor::Node*, std::pair<std::string, int>> node_ref;
+  std::map<Layer*, int> calls;
+  for (auto& n : order_) {
+    Layer* l = n->layer.get();
+    int idx = calls[l]++;
+    node_ref[n.get()] = {l->name(), idx};
+    if (std::find(seen.begin(), seen.end(), l) == seen.end()) {
+      seen.push_back(l);
+      Config lc = layer_to_config(*l);
+      lc["name"] = l->name();
+      lc["inbound_nodes"] = Config::array();
+      layers.push_back(lc);
+    }
+    Config inbound = Config::array();
+    for (auto& in : n->inputs) {
+      auto [ln, li] = node_ref.at(in.node().get());
+      inbound.push_back(Config::array({ln, li}));
+    }
+    for (auto& lc : layers)
+      if (lc["name"] == l->name()) lc["inbound_nodes"].push_back(inbound);
+  }
+  c["layers"] = layers;
+  auto refs = [&](const std::vector<KerasTensor>& ts) {
+    Config a = Config::array();
+    for (auto& t : ts) {
+      auto [ln, li] = node_ref.at(t.node().get());
+      a.push_back(Config::array({ln, li}));
+    }
+    return a;
+  };
+  c["input_layers"] = refs(inputs_);
+  c["output_layers"] = refs(outputs_);
+  return c;
+}
+
+// --- forward
+
+std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool training, bool logits) {
+  if (!is_functional()) {
+    Tensor y = inputs.size() == 1 ? call(inputs[0], training) : call(inputs, training);
+    return {y};
+  }
+  GLIA_CHECK(inputs.size() == inputs_.size(), ValueError, "model \"", name(), "\" expects ", inputs_.size(),
+             " inputs, got ", inputs.size());
+  std::unordered_map<KerasTensor::Node*, Tensor> values;
+  for (size_t i = 0; i < inputs_.size(); ++i) values[inputs_[i].node().get()] = (*inputs_[i].layer())(inputs[i]);
+  std::unordered_map<KerasTensor::Node*, size_t> output_index;
+  for (size_t i = 0; i < outputs_.size(); ++i) output_index.emplace(outputs_[i].node().get(), i);
+  for (auto& n : order_) {
+    if (n->inputs.empty()) continue;
+    std::vector<Tensor> in;
+    for (auto& k : n->inputs) in.push_back(values.at(k.node().get()));
+    Layer& l = *n->layer;
+    bool want_logits = false;
+    if (logits) {
+      auto it = output_index.find(n.get());
+      want_logits = it != output_index.end() && it->second < logit_losses_.size() && logit_losses_[it->second];
+    }
+    if (want_logits) {
+      l(in, training);  // builds and checks shapes as a normal call would
+      values[n.get()] = l.call_without_activation(in[0], training);
+    } else {
+      values[n.get()] = l.num_inputs() == 1 ? l(in[0], training) : l(in, training);
+    }
+  }
+  std::vector<Tensor> out;
+  for (auto& o : outputs_) out.push_back(values.at(o.node().get()));
+  return out;
+}
+
+Tensor Model::call(const Tensor& x, bool training) {
+  GLIA_CHECK(is_functional(), InternalError, "model \"", name(), "\" (", class_name(),
+             ") is subclassed but does not override call()");
+  auto out = forward({x}, training);
+  GLIA_CHECK(out.size() == 1, ValueError, "model \"", name(), "\" has ", out.size(),
+             " outputs; use forward() or predict() for all of them");
+  return out[0];
+}
+
+Tensor Model::call(const std::vector<Tensor>& xs, bool training) {
+  if (xs.size() == 1) return call(xs[0], training);
+  auto out = forward(xs, training);
+  GLIA_CHECK(out.size() == 1, ValueError, "model \"", name(), "\" has ", out.size(),
+             " outputs; use forward() or predict() for all of them");
+  return out[0];
+}
+
+// --- structure
+
+std::vector<LayerPtr> Model::layers() const {
+  if (!is_functional()) return sublayers();
+  std::vector<LayerPtr> out;
+  for (auto& n : order_)
+    if (std::find(out.begin(), out.end(), n->layer) == out.end()) out.push_back(n->layer);
+  return out;
+}
+
+LayerPtr Model::get_layer(const std::string& name) const {
+  for (auto& l : layers())
+    if (l->name() == name) return l;
+  throw ValueError("get_layer: no layer named '" + name + "' in model \"" + this->name() + "\"");
+}
+
+std::vector<std::string> Model::output_names() const {
+  std::vector<std::string> names;
+  if (is_functional()) {
+    for (auto& o : outputs_) names.push_back(o.layer()->name());
+  } else {
+    names.push_back("output");
+  }
+  return names;
+}
+
+// --- compile
+
+void Model::compile(OptimizerArg optimizer, LossArg loss, std::vector<MetricArg> metrics) {
+  compile(CompileOptions{.optimizer = std::move(optimizer), .loss = std::move(loss), .metrics = std::move(metrics)});
+}
+
+void Model::compile(CompileOptions o) {
+  GLIA_CHECK(o.optimizer.get() != nullptr, ValueError, "compile: no optimizer");
+  size_t n_out = is_functional() ? outputs_.size() : 1;
+  losses_.clear();
+  if (!o.losses.empty()) {
+    GLIA_CHECK(o.losses.size() == n_out, ValueError, "compile: got ", o.losses.size(), " losses for ", n_out,
+               " outputs");
+    for (auto& l : o.losses) losses_.push_back(l.get());
+  } else {
+    GLIA_CHECK(o.loss.get() != nullptr, ValueError,
+               "compile: no loss; pass loss = \"sparse_categorical_crossentropy\" (or another name or a Loss)");
+    losses_.assign(n_out, o.loss.get());
+  }
+  if (!o.loss_weights.empty())
+    GLIA_CHECK(o.loss_weights.size() == n_out, ValueError, "compile: got ", o.loss_weights.size(),
+               " loss weights for ", n_out, " outputs");
+  optimizer_ = o.optimizer.get();
+  compile_opts_ = std::move(o);
+  metrics_.clear();
+  metrics_resolved_ = false;
+  // Pair cross-entropy with a softmax / sigmoid output as logits, as Keras does.
+  logit_losses_.assign(n_out, nullptr);
+  std::vector<std::string> acts;
+  if (is_functional()) {
+    for (auto& out : outputs_) acts.push_back(out.layer()->activation_name());
+  } else if (auto ls = layers(); !ls.empty()) {
+    acts.push_back(ls.back()->activation_name());
+  }
+  for (size_t i = 0; i < n_out && i < acts.size(); ++i) {
+    std::string want = losses_[i]->pairs_with_activation();
+    if (!want.empty() && want == acts[i]) logit_losses_[i] = losses_[i]->with_logits();
+  }
+}
+
+void Model::require_compiled(const char* what) const {
+  GLIA_CHECK(compiled(), ValueError, what, ": the model must be compiled first: call compile() with an optimizer "
+             "and a loss");
+}
+
+bool Model::use_logits() const {
+  return std::any_of(logit_losses_.begin(), logit_losses_.end(), [](const losses::LossPtr& l) { return l != nullptr; });
+}
+
+std::vector<metrics::MetricPtr> Model::metrics() const {
+  std::vector<metrics::MetricPtr> out;
+  for (auto& per : metrics_) out.insert(out.end(), per.begin(), per.end());
+  return out;
+}
+
+// --- steps
+
+Tensor Model::compute_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& sw,
+                           bool logits) {
+  GLIA_CHECK(y.size() == out.size(), ValueError, "the model has ", out.size(), " outputs but ", y.size(),
+             " targets were given");
+  Tensor total;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const losses::LossPtr& l = logits && logit_losses_[i] ? logit_losses_[i] : losses_[i];
+    Tensor li = (*l)(y[i], out[i], sw);
+    if (!compile_opts_.loss_weights.empty()) li = li * compile_opts_.loss_weights[i];
+    total = total.defined() ? total + li : li;
+  }
+  return total;
+}
+
+void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tensor>& out, const Tensor& sw,
+                           bool logits) {
+  no_grad g;
+  if (!metrics_resolved_) {
+    metrics_.assign(out.size(), {});
+    auto names = output_names();
+    for (size_t i = 0; i < out.size(); ++i)
+      for (auto& m : compile_opts_.metrics) {
+        metrics::MetricPtr mp = m.get() ? m.get()
+                                        : metrics::resolve(m.name(), losses_[i]->class_name(), y[i].shape(),
+                                                           out[i].shape());
+        if (out.size() > 1 && !m.get()) mp->set_name(names[i] + "_" + mp->name());
+        metrics_[i].push_back(mp);
+      }
+    metrics_resolved_ = true;
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (metrics_[i].empty()) continue;
+    Tensor pred = out[i];
+    if (logits && logit_losses_[i]) pred = activations::get(losses_[i]->pairs_with_activation())(pred);
+    for (auto& m : metrics_[i]) m->update_state(y[i], pred, sw);
+  }
+}
+
+Logs Model::metric_logs(const std::string& prefix) const {
+  Logs logs;
+  logs[prefix + "loss"] = loss_tracker_.result();
+  for (auto& per : metrics_)
+    for (auto& m : per) logs[prefix + m->name()] = m->result();
+  return logs;
+}
+
+void Model::reset_metrics() {
+  loss_tracker_.reset_state();
+  for (auto& per : metrics_)
+    for (auto& m : per) m->reset_state();
+}
+
+namespace {
+int64_t batch_size_of(const std::vector<Tensor>& x) { return x.empty() || x[0].dim() == 0 ? 1 : x[0].shape()[0]; }
+}  // namespace
+
+Logs Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sw) {
+  bool logits = use_logits();
+  std::vector<Tensor> out = forward(x, true, logits);
+  Tensor loss = compute_loss(y, out, sw, logits);
+  std::vector<Variable*> vars = trainable_weights();
+  bool has_reg = false;
+  for (Variable* v : weights()) has_reg = has_reg || v->regularizer != nullptr;
+  if (has_reg) loss = loss + regularization_loss();
+  double lv = loss.item<double>();
+  if (!std::isfinite(lv)) {
+    Logs l{{"loss", lv}};
+    return l;  // the caller stops training and reports where
+  }
+  if (!vars.empty()) {
+    std::vector<Tensor> params;
+    for (Variable* v : vars) params.push_back(v->value);
+    std::vector<Tensor> grads = grad({loss}, params, {.allow_unused = true});
+    optimizer_->apply_gradients(grads, vars);
+  }
+  loss_tracker_.update(lv, static_cast<double>(batch_size_of(x)));
+  update_metrics(y, out, sw, logits);
+  return metric_logs();
+}
+
+Logs Model::test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sw) {
+  no_grad g;
+  bool logits = use_logits();
+  std::vector<Tensor> out = forward(x, false, logits);
+  Tensor loss = compute_loss(y, out, sw, logits);
+  bool has_reg = false;
+  for (Variable* v : weights()) has_reg = has_reg || v->regularizer != nullptr;
+  if (has_reg) loss = loss + regularization_loss();
+  loss_tracker_.update(loss.item<double>(), static_cast<double>(batch_size_of(x)));
+  update_metrics(y, out, sw, logits);
+  return metric_logs();
+}
+
+Logs Model::train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
+  require_compiled("train_on_batch");
+  reset_metrics();
+  Logs l = train_step({x}, {y}, sample_weight);
+  GLIA_CHECK(std::isfinite(l.at("loss")), ValueError, "train_on_batch: the loss is ", l.at("loss"),
+             "; the weights were not updated");
+  return l;
+}
+
+Logs Model::test_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
+  require_compiled("test_on_batch");
+  reset_metrics();
+  return test_step({x}, {y}, sample_weight);
+}
+
+}  // namespace glia

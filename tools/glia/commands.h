@@ -1,0 +1,11 @@
+// Subcommands of the `glia` command line.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace glia::cli {
+
+/// `glia train`: trains a model on an image dataset and reports test loss and accuracy.
+void add_train(CLI::App& app);
+
+}  // namespace glia::cli

@@ -1,0 +1,22 @@
+// The `glia` command line.
+#include <glia/glia.h>
+
+#include <iostream>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Glia: deep learning in C++"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("glia ") + glia::version());
+  glia::cli::add_train(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const glia::Error& e) {
+    std::cerr << "glia: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
