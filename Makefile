@@ -1,4 +1,4 @@
-# make run   installs what is missing, builds, and runs the main job
+# make run   installs what is missing, builds, and runs the main job (glia train)
 # make test  installs what is missing, builds, and runs every test
 # make bench builds and runs the benchmarks against PyTorch
 BUILD ?= build
@@ -16,8 +16,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# The main job: train Glia's default CNN on Fashion-MNIST (add ARGS="--epochs 3" etc.).
 run: build
-	./$(BUILD)/examples/demo
+	./$(BUILD)/tools/glia train $(ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

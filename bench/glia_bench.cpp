@@ -26,9 +26,9 @@ void matmul_vs_sgemm() {
     std::vector<float> c(static_cast<size_t>(n * n));
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
-    bench::report("sgemm_" + tag, bench::seconds_per_call([&] {
-                    dnnl_sgemm('N', 'N', n, n, n, 1.f, pa, n, pb, n, 0.f, c.data(), n);
-                  }, 0.2, 5));
+    bench::report(
+        "sgemm_" + tag,
+        bench::seconds_per_call([&] { dnnl_sgemm('N', 'N', n, n, n, 1.f, pa, n, pb, n, 0.f, c.data(), n); }, 0.2, 5));
   }
 }
 
@@ -40,12 +40,14 @@ void elementwise_bandwidth() {
   bench::report("relu_16M", bench::seconds_per_call([&] { Tensor c = relu(a); }, 0.3));
   // memcpy of one 64 MB buffer into another (read 64 MB + write 64 MB), both threads as glia uses.
   std::vector<char> src(static_cast<size_t>(n) * 4, 1), dst(static_cast<size_t>(n) * 4);
-  bench::report("memcpy_64MB", bench::seconds_per_call([&] {
-                  size_t half = src.size() / 2;
+  bench::report("memcpy_64MB", bench::seconds_per_call(
+                                   [&] {
+                                     size_t half = src.size() / 2;
 #pragma omp parallel for num_threads(2)
-                  for (int t = 0; t < 2; ++t)
-                    std::memcpy(dst.data() + t * half, src.data() + t * half, half);
-                }, 0.3));
+                                     for (int t = 0; t < 2; ++t)
+                                       std::memcpy(dst.data() + t * half, src.data() + t * half, half);
+                                   },
+                                   0.3));
 }
 
 void conv_layers() {

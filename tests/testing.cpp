@@ -45,13 +45,12 @@ void for_each_index(IntList shape, const std::function<void(const std::vector<in
 
 ::testing::AssertionResult all_close(const Tensor& actual, const std::vector<double>& e, double rtol, double atol) {
   std::vector<double> a = values(actual);
-  if (a.size() != e.size())
-    return ::testing::AssertionFailure() << "size " << a.size() << " vs expected " << e.size();
+  if (a.size() != e.size()) return ::testing::AssertionFailure() << "size " << a.size() << " vs expected " << e.size();
   int bad = 0;
   std::ostringstream msg;
   for (size_t i = 0; i < a.size(); ++i) {
-    bool ok = (std::isnan(a[i]) && std::isnan(e[i])) || a[i] == e[i] ||
-              std::abs(a[i] - e[i]) <= atol + rtol * std::abs(e[i]);
+    bool ok =
+        (std::isnan(a[i]) && std::isnan(e[i])) || a[i] == e[i] || std::abs(a[i] - e[i]) <= atol + rtol * std::abs(e[i]);
     if (!ok && bad++ < 5) msg << "\n  [" << i << "] got " << a[i] << ", expected " << e[i];
   }
   if (bad) return ::testing::AssertionFailure() << bad << " of " << a.size() << " elements differ:" << msg.str();
@@ -92,12 +91,12 @@ double weighted(const Fn& f, const std::vector<Tensor>& in, const std::vector<Te
   Tensor w = uniform(out.shape(), 0.5, 1.5);
   // An output that does not depend on the inputs differentiably has zero gradients.
   std::vector<Tensor> analytic(diff.size());
-  if (out.requires_grad())
-    analytic = grad({out}, diff, {.grad_outputs = {w.to(out.dtype())}, .allow_unused = true});
+  if (out.requires_grad()) analytic = grad({out}, diff, {.grad_outputs = {w.to(out.dtype())}, .allow_unused = true});
   std::vector<Tensor> wv = {w};
   for (size_t k = 0; k < diff.size(); ++k) {
     Tensor x = diff[k];
-    std::vector<double> a = analytic[k].defined() ? values(analytic[k]) : std::vector<double>(static_cast<size_t>(x.numel()), 0.0);
+    std::vector<double> a =
+        analytic[k].defined() ? values(analytic[k]) : std::vector<double>(static_cast<size_t>(x.numel()), 0.0);
     // Perturb a private contiguous copy.
     Tensor base = x.detach().clone();
     double* p = base.data<double>();
@@ -116,8 +115,8 @@ double weighted(const Fn& f, const std::vector<Tensor>& in, const std::vector<Te
       double num = (fp - fm) / (2 * eps);
       double an = a[static_cast<size_t>(i)];
       if (std::abs(num - an) > atol + rtol * std::abs(num))
-        return ::testing::AssertionFailure() << "gradient of input " << which[k] << " element " << i
-                                             << ": autograd " << an << ", finite differences " << num;
+        return ::testing::AssertionFailure() << "gradient of input " << which[k] << " element " << i << ": autograd "
+                                             << an << ", finite differences " << num;
     }
   }
   return ::testing::AssertionSuccess();
@@ -213,7 +212,7 @@ Tensor load_npy(const std::string& path) {
   };
   std::string descr = field("descr");
   descr = descr.substr(descr.find('\'') + 1, 3);
-  DType dt = descr == "<f4" ? DType::f32
+  DType dt = descr == "<f4"   ? DType::f32
              : descr == "<f8" ? DType::f64
              : descr == "<i4" ? DType::i32
              : descr == "<i8" ? DType::i64
@@ -251,8 +250,9 @@ std::string temp_dir() {
 }
 
 int run_python(const std::string& script, const std::vector<std::string>& args, std::string* out) {
-  std::string cmd = "env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS=2 /usr/bin/python3 '" +
-                    script + "'";
+  std::string cmd =
+      "env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS=2 /usr/bin/python3 '" + script +
+      "'";
   for (auto& a : args) cmd += " '" + a + "'";
   cmd += " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");

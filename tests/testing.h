@@ -2,8 +2,8 @@
 // gradient checks, .npy files and running Python (PyTorch) for references.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <glia/glia.h>
+#include <gtest/gtest.h>
 
 #include <functional>
 #include <string>

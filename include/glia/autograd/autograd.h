@@ -45,8 +45,7 @@ struct BackwardOptions {
 };
 
 /// Accumulates d(sum of outputs[i] * grad_outputs[i]) into the .grad of every leaf.
-void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs = {},
-              BackwardOptions o = {});
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs = {}, BackwardOptions o = {});
 
 struct GradOptions {
   /// Gradients of the outputs; empty means ones for one-element outputs.

@@ -39,11 +39,11 @@ class Node : public std::enable_shared_from_this<Node> {
   /// Drops saved tensors after a backward pass without retain_graph.
   virtual void release() {}
 
-  std::vector<Edge> next_edges;       // one per input of the forward op
+  std::vector<Edge> next_edges;  // one per input of the forward op
   /// Non-leaf outputs whose gradient is kept (Tensor::retain_grad), by output index.
   std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained;
   std::vector<TensorMetaInfo> outputs;  // one per forward output
-  uint64_t sequence_nr;               // creation order; later nodes run first
+  uint64_t sequence_nr;                 // creation order; later nodes run first
 };
 
 /// A tensor saved for backward. Outputs are kept without their grad_fn (no

@@ -66,8 +66,8 @@ std::string str(A&&... a) {
 }  // namespace glia
 
 /// GLIA_CHECK(cond, ErrorType, message parts...): throws ErrorType(message) when cond is false.
-#define GLIA_CHECK(cond, Err, ...)                     \
-  do {                                                 \
-    if (!(cond)) [[unlikely]]                          \
+#define GLIA_CHECK(cond, Err, ...)                         \
+  do {                                                     \
+    if (!(cond)) [[unlikely]]                              \
       throw ::glia::Err(::glia::detail::str(__VA_ARGS__)); \
   } while (0)

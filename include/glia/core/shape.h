@@ -31,9 +31,9 @@ class IntList {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-  IntList(const Shape& s) : data_(s.data()), size_(s.size()) {}                                // NOLINT
-  IntList(const std::vector<int64_t>& v) : data_(v.data()), size_(v.size()) {}                 // NOLINT
-  constexpr IntList(std::span<const int64_t> s) : data_(s.data()), size_(s.size()) {}          // NOLINT
+  IntList(const Shape& s) : data_(s.data()), size_(s.size()) {}                        // NOLINT
+  IntList(const std::vector<int64_t>& v) : data_(v.data()), size_(v.size()) {}         // NOLINT
+  constexpr IntList(std::span<const int64_t> s) : data_(s.data()), size_(s.size()) {}  // NOLINT
   template <size_t N>
   constexpr IntList(const std::array<int64_t, N>& a) : data_(a.data()), size_(N) {}  // NOLINT
 

@@ -25,11 +25,11 @@ class Tensor;
 /// Autograd state of a tensor; absent on tensors that never took part in autograd.
 struct AutogradMeta {
   std::shared_ptr<Tensor> grad;
-  std::shared_ptr<Node> grad_fn;           // null for leaves
-  std::weak_ptr<Node> grad_accumulator;    // for leaves that require grad
-  uint32_t output_nr = 0;                  // which output of grad_fn this is
+  std::shared_ptr<Node> grad_fn;         // null for leaves
+  std::weak_ptr<Node> grad_accumulator;  // for leaves that require grad
+  uint32_t output_nr = 0;                // which output of grad_fn this is
   bool requires_grad = false;
-  bool retains_grad = false;               // a non-leaf whose grad is kept (retain_grad)
+  bool retains_grad = false;  // a non-leaf whose grad is kept (retain_grad)
 };
 
 struct TensorImpl {
@@ -235,7 +235,6 @@ Tensor tensor(std::initializer_list<T> values, const Shape& shape = {},
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorOptions o = {});
 /// Wraps memory the caller owns without copying. The memory must outlive the tensor
 /// unless `deleter` takes care of it.
-Tensor from_blob(void* data, IntList shape, DType dtype, std::function<void(void*)> deleter = {},
-                 IntList strides = {});
+Tensor from_blob(void* data, IntList shape, DType dtype, std::function<void(void*)> deleter = {}, IntList strides = {});
 
 }  // namespace glia

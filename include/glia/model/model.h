@@ -51,7 +51,7 @@ class LossArg {
 /// A metric by name ("accuracy") or object.
 class MetricArg {
  public:
-  MetricArg(const char* name) : name_(name) {}          // NOLINT
+  MetricArg(const char* name) : name_(name) {}             // NOLINT
   MetricArg(std::string name) : name_(std::move(name)) {}  // NOLINT
   template <class M, class = std::enable_if_t<std::is_base_of_v<metrics::Metric, M>>>
   MetricArg(std::shared_ptr<M> m) : ptr_(std::move(m)) {}  // NOLINT
@@ -192,8 +192,8 @@ class Model : public Layer {
 
   CompileOptions compile_opts_;
   optimizers::OptimizerPtr optimizer_;
-  std::vector<losses::LossPtr> losses_;        // one per output
-  std::vector<losses::LossPtr> logit_losses_;  // the from-logits twin where the output activation allows
+  std::vector<losses::LossPtr> losses_;                   // one per output
+  std::vector<losses::LossPtr> logit_losses_;             // the from-logits twin where the output activation allows
   std::vector<std::vector<metrics::MetricPtr>> metrics_;  // per output
   metrics::Mean loss_tracker_{"loss"};
   bool metrics_resolved_ = false;

@@ -88,6 +88,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// softmax / sigmoid output can be paired with cross-entropy from logits (as Keras does).
   virtual std::string activation_name() const { return ""; }
   virtual Tensor call_without_activation(const Tensor& x, bool training) { return call(x, training); }
+  /// Like operator() (builds, checks and casts the input) but without the final activation.
+  Tensor call_logits(const Tensor& x, bool training = false);
+  /// Whether the built weights fix the inputs' rank and last axis, so that a later input that
+  /// changes them is an error. False for layers that take any shape (Embedding's ids).
+  virtual bool input_shape_fixed() const { return true; }
 
   // --- weights
   /// Adds a weight (call from build()). Initial values come from `init`.
@@ -113,6 +118,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
     return layer;
   }
   void track_layer(LayerPtr layer);
+  /// Unregisters a sublayer (Sequential::pop): its weights no longer belong to this layer.
+  void untrack_layer(const LayerPtr& layer);
   const std::vector<LayerPtr>& sublayers() const { return sublayers_; }
 
   // --- state
@@ -127,12 +134,14 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// Shape of the output (with -1 for the batch) for these input shapes, found by running the
   /// layer once on a batch of zeros.
   virtual Shape compute_output_shape(const std::vector<Shape>& input_shapes);
+  /// Glia's and Keras's default name: the class name in snake_case with a counter ("dense_1").
+  static std::string unique_name(const std::string& class_name);
 
  protected:
   /// Builds (once) for these inputs and checks their shapes against the built ones.
   void ensure_built(const std::vector<Shape>& shapes);
-  /// Glia's and Keras's default name: the class name in snake_case with a counter ("dense_1").
-  static std::string unique_name(const std::string& class_name);
+  /// Validates, builds on first use and casts one input, as every call does before call().
+  Tensor prepare(const Tensor& x);
 
  private:
   std::string name_;
@@ -155,7 +164,7 @@ class LayerHolder {
   Impl* operator->() const { return impl_.get(); }
   Impl& operator*() const { return *impl_; }
   const std::shared_ptr<Impl>& ptr() const { return impl_; }
-  operator LayerPtr() const { return impl_; }  // NOLINT: holders go where layers are expected
+  operator LayerPtr() const { return impl_; }               // NOLINT: holders go where layers are expected
   operator std::shared_ptr<Impl>() const { return impl_; }  // NOLINT
 
   Tensor operator()(const Tensor& x, bool training = false) const { return (*impl_)(x, training); }
@@ -171,11 +180,11 @@ class LayerHolder {
 /// list in parentheses, ARGS the arguments passed on to NameImpl's constructor. The
 /// constructors are spelled out (not forwarded by a template) so that brace arguments work:
 /// `Conv2D(32, {3, 3})`.
-#define GLIA_LAYER_HOLDER(Name, PARAMS, ARGS)                                    \
-  class Name : public ::glia::LayerHolder<Name##Impl> {                           \
-   public:                                                                       \
-    using LayerHolder::LayerHolder;                                              \
-    explicit Name PARAMS : LayerHolder(std::make_shared<Name##Impl> ARGS) {}     \
+#define GLIA_LAYER_HOLDER(Name, PARAMS, ARGS)                                \
+  class Name : public ::glia::LayerHolder<Name##Impl> {                      \
+   public:                                                                   \
+    using LayerHolder::LayerHolder;                                          \
+    explicit Name PARAMS : LayerHolder(std::make_shared<Name##Impl> ARGS) {} \
   }
 
 // --- the layer registry: from_config by class name (built-ins and GLIA_REGISTER_LAYER)
@@ -194,7 +203,8 @@ Config layer_to_config(const Layer& layer);
 #define GLIA_LAYER_CAT(a, b) GLIA_LAYER_CAT_(a, b)
 /// Registers a custom layer class once, so that saved models using it load by name. The class
 /// needs `static glia::LayerPtr from_config(const glia::Config&)` and a class_name() of #Class.
-#define GLIA_REGISTER_LAYER(Class)                                                                     \
-  [[maybe_unused]] static const bool GLIA_LAYER_CAT(glia_layer_registered_, __LINE__) =                \
-      (::glia::register_layer(#Class, [](const ::glia::Config& c) -> ::glia::LayerPtr { return Class::from_config(c); }), \
+#define GLIA_REGISTER_LAYER(Class)                                                                                \
+  [[maybe_unused]] static const bool GLIA_LAYER_CAT(glia_layer_registered_, __LINE__) =                           \
+      (::glia::register_layer(#Class,                                                                             \
+                              [](const ::glia::Config& c) -> ::glia::LayerPtr { return Class::from_config(c); }), \
        true)

@@ -17,8 +17,8 @@ namespace glia {
 class ActivationArg {
  public:
   ActivationArg() = default;
-  ActivationArg(const char* name) : name_(name) {}          // NOLINT
-  ActivationArg(std::string name) : name_(std::move(name)) {}  // NOLINT
+  ActivationArg(const char* name) : name_(name) {}                                    // NOLINT
+  ActivationArg(std::string name) : name_(std::move(name)) {}                         // NOLINT
   ActivationArg(activations::Activation fn) : fn_(std::move(fn)), name_("custom") {}  // NOLINT
   const std::string& name() const { return name_; }
   /// The function (identity for "" / "linear").
@@ -43,9 +43,9 @@ class InitializerArg {
 class RegularizerArg {
  public:
   RegularizerArg() = default;
-  RegularizerArg(std::nullptr_t) {}                                          // NOLINT
-  RegularizerArg(const char* name) : ptr_(regularizers::get(name)) {}        // NOLINT
-  RegularizerArg(regularizers::RegularizerPtr p) : ptr_(std::move(p)) {}     // NOLINT
+  RegularizerArg(std::nullptr_t) {}                                       // NOLINT
+  RegularizerArg(const char* name) : ptr_(regularizers::get(name)) {}     // NOLINT
+  RegularizerArg(regularizers::RegularizerPtr p) : ptr_(std::move(p)) {}  // NOLINT
   const regularizers::RegularizerPtr& get() const { return ptr_; }
 
  private:
@@ -123,7 +123,8 @@ class InputLayerImpl : public Layer {
   Shape shape_;
   DType dtype_;
 };
-GLIA_LAYER_HOLDER(InputLayer, (Shape shape, DType dtype = DType::f32, std::string name = ""), (std::move(shape), dtype, std::move(name)));
+GLIA_LAYER_HOLDER(InputLayer, (Shape shape, DType dtype = DType::f32, std::string name = ""),
+                  (std::move(shape), dtype, std::move(name)));
 
 // --- convolution and pooling
 
@@ -157,7 +158,8 @@ class Conv2DImpl : public Layer {
   Size2 k_;
   Conv2DOptions o_;
 };
-GLIA_LAYER_HOLDER(Conv2D, (int64_t filters, Size2 kernel_size, Conv2DOptions o = {}), (filters, kernel_size, std::move(o)));
+GLIA_LAYER_HOLDER(Conv2D, (int64_t filters, Size2 kernel_size, Conv2DOptions o = {}),
+                  (filters, kernel_size, std::move(o)));
 
 struct Conv1DOptions {
   int64_t strides = 1;
@@ -188,7 +190,8 @@ class Conv1DImpl : public Layer {
   int64_t filters_, k_;
   Conv1DOptions o_;
 };
-GLIA_LAYER_HOLDER(Conv1D, (int64_t filters, int64_t kernel_size, Conv1DOptions o = {}), (filters, kernel_size, std::move(o)));
+GLIA_LAYER_HOLDER(Conv1D, (int64_t filters, int64_t kernel_size, Conv1DOptions o = {}),
+                  (filters, kernel_size, std::move(o)));
 
 struct DepthwiseConv2DOptions {
   Size2 strides = 1;
@@ -373,6 +376,7 @@ class EmbeddingImpl : public Layer {
   EmbeddingImpl(int64_t input_dim, int64_t output_dim, EmbeddingOptions o = {});
   std::string class_name() const override { return "Embedding"; }
   void build(const std::vector<Shape>& s) override;
+  bool input_shape_fixed() const override { return false; }  // ids of any shape
   Tensor call(const Tensor& x, bool training) override;
   Config config() const override;
   Variable* embeddings = nullptr;
@@ -381,7 +385,8 @@ class EmbeddingImpl : public Layer {
   int64_t input_dim_, output_dim_;
   EmbeddingOptions o_;
 };
-GLIA_LAYER_HOLDER(Embedding, (int64_t input_dim, int64_t output_dim, EmbeddingOptions o = {}), (input_dim, output_dim, std::move(o)));
+GLIA_LAYER_HOLDER(Embedding, (int64_t input_dim, int64_t output_dim, EmbeddingOptions o = {}),
+                  (input_dim, output_dim, std::move(o)));
 
 /// x * scale + offset (e.g. Rescaling(1.0 / 255) for images).
 class RescalingImpl : public Layer {
@@ -448,7 +453,7 @@ class RandomFlipImpl : public Layer {
 GLIA_LAYER_HOLDER(RandomFlip, (std::string mode = "horizontal_and_vertical"), (std::move(mode)));
 
 struct RandomTranslationOptions {
-  std::string fill_mode = "reflect";  // "reflect", "wrap", "nearest" or "constant"
+  std::string fill_mode = "reflect";       // "reflect", "wrap", "nearest" or "constant"
   std::string interpolation = "bilinear";  // "bilinear" or "nearest"
   double fill_value = 0.0;
 };
@@ -464,7 +469,8 @@ class RandomTranslationImpl : public Layer {
   double hf_, wf_;
   RandomTranslationOptions o_;
 };
-GLIA_LAYER_HOLDER(RandomTranslation, (double height_factor, double width_factor, RandomTranslationOptions o = {}), (height_factor, width_factor, std::move(o)));
+GLIA_LAYER_HOLDER(RandomTranslation, (double height_factor, double width_factor, RandomTranslationOptions o = {}),
+                  (height_factor, width_factor, std::move(o)));
 
 }  // namespace layers
 }  // namespace glia

@@ -8,7 +8,7 @@
 namespace glia {
 
 struct TranslateOptions {
-  std::string fill_mode = "reflect";  // "reflect", "wrap", "nearest", "constant"
+  std::string fill_mode = "reflect";       // "reflect", "wrap", "nearest", "constant"
   std::string interpolation = "bilinear";  // "bilinear" or "nearest"
   double fill_value = 0.0;
 };

@@ -258,6 +258,6 @@ void check_floating(const Tensor& t, const char* op, const char* what = "input")
 /// Defines op `name` in this file; `op_<name>` is its OpDef&.
 #define GLIA_OP(name) [[maybe_unused]] static ::glia::OpDef& op_##name = ::glia::define_op(#name)
 /// Registers a kernel for op `name` on device type `dev` (CPU, CUDA).
-#define GLIA_KERNEL(name, dev, ...)                                                              \
-  [[maybe_unused]] static const bool GLIA_CAT(glia_kernel_##name##_##dev##_, __LINE__) =         \
+#define GLIA_KERNEL(name, dev, ...)                                                      \
+  [[maybe_unused]] static const bool GLIA_CAT(glia_kernel_##name##_##dev##_, __LINE__) = \
       (::glia::define_op(#name).kernel(::glia::DeviceType::dev, __VA_ARGS__), true)

@@ -5,8 +5,8 @@
 #include <unordered_set>
 
 #include "glia/autograd/autograd.h"
-#include "glia/ops/functions.h"
 #include "glia/autograd/node.h"
+#include "glia/ops/functions.h"
 
 namespace glia {
 namespace {
@@ -32,8 +32,10 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
                "without requires_grad?)");
     Tensor g = root_grads.empty() ? Tensor() : root_grads[i];
     if (!g.defined()) {
-      GLIA_CHECK(r.numel() == 1, ValueError, "backward: a gradient can be implied only for one-element outputs; "
-                 "output ", i, " has shape ", to_string(r.shape()), ", so pass its gradient");
+      GLIA_CHECK(r.numel() == 1, ValueError,
+                 "backward: a gradient can be implied only for one-element outputs; "
+                 "output ",
+                 i, " has shape ", to_string(r.shape()), ", so pass its gradient");
       g = ones(r.shape(), {.dtype = r.dtype(), .device = r.device()});
     } else {
       GLIA_CHECK(g.shape() == r.shape(), ShapeError, "backward: gradient of shape ", to_string(g.shape()),
@@ -154,15 +156,16 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs, GradOptions o) {
   std::vector<Capture> caps;
+  // gradient_edge may have just created an accumulator: keep it alive for the run, so that the
+  // captured node is the one the outputs reach (also when an output is an input itself).
+  std::vector<std::shared_ptr<Node>> hold;
   for (size_t i = 0; i < inputs.size(); ++i) {
     GLIA_CHECK(inputs[i].defined() && inputs[i].requires_grad(), ValueError, "grad: input ", i,
                " does not require grad");
     Edge e = autograd::gradient_edge(inputs[i]);
     caps.push_back({e.fn.get(), e.input_nr});
+    hold.push_back(e.fn);
   }
-  // gradient_edge may have just created an accumulator; keep those alive for the run.
-  std::vector<std::shared_ptr<Node>> hold;
-  for (auto& in : inputs) hold.push_back(autograd::gradient_edge(in).fn);
   std::vector<Tensor> g =
       run_backward(outputs, o.grad_outputs, o.retain_graph || o.create_graph, o.create_graph, &caps);
   for (size_t i = 0; i < g.size(); ++i) {

@@ -32,14 +32,15 @@ std::ostream& operator<<(std::ostream& os, DType t) { return os << name(t); }
 
 DType dtype_from_name(const std::string& s) {
   static const std::pair<const char*, DType> names[] = {
-      {"float32", DType::f32}, {"f32", DType::f32},      {"float", DType::f32},  {"float64", DType::f64},
-      {"f64", DType::f64},     {"double", DType::f64},   {"bfloat16", DType::bf16}, {"bf16", DType::bf16},
-      {"float16", DType::f16}, {"f16", DType::f16},      {"half", DType::f16},   {"int32", DType::i32},
-      {"i32", DType::i32},     {"int64", DType::i64},    {"i64", DType::i64},    {"uint8", DType::u8},
-      {"u8", DType::u8},       {"bool", DType::b8},      {"b8", DType::b8}};
+      {"float32", DType::f32}, {"f32", DType::f32},    {"float", DType::f32},     {"float64", DType::f64},
+      {"f64", DType::f64},     {"double", DType::f64}, {"bfloat16", DType::bf16}, {"bf16", DType::bf16},
+      {"float16", DType::f16}, {"f16", DType::f16},    {"half", DType::f16},      {"int32", DType::i32},
+      {"i32", DType::i32},     {"int64", DType::i64},  {"i64", DType::i64},       {"uint8", DType::u8},
+      {"u8", DType::u8},       {"bool", DType::b8},    {"b8", DType::b8}};
   for (auto& [n, t] : names)
     if (s == n) return t;
-  throw ValueError("unknown dtype '" + s + "': expected one of float32, float64, bfloat16, float16, int32, int64, "
+  throw ValueError("unknown dtype '" + s +
+                   "': expected one of float32, float64, bfloat16, float16, int32, int64, "
                    "uint8, bool");
 }
 

@@ -116,8 +116,7 @@ AllocatorStats memory_stats(Device d) { return allocator_for(d).stats(); }
 void reset_peak_memory_stats(Device d) { allocator_for(d).reset_peak(); }
 void empty_cache(Device d) { allocator_for(d).empty_cache(); }
 
-Storage::Storage(size_t nbytes, Device d)
-    : data_(nullptr), nbytes_(nbytes), device_(d), allocator_(&allocator_for(d)) {
+Storage::Storage(size_t nbytes, Device d) : data_(nullptr), nbytes_(nbytes), device_(d), allocator_(&allocator_for(d)) {
   data_ = allocator_->allocate(nbytes);
 }
 

@@ -16,8 +16,7 @@ namespace glia {
 void TensorImpl::refresh_numel() { numel = glia::numel(shape); }
 
 Tensor Tensor::empty(IntList shape, DType dtype, Device device) {
-  for (int64_t d : shape)
-    GLIA_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape ", to_string(shape));
+  for (int64_t d : shape) GLIA_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape ", to_string(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = Shape(shape.begin(), shape.end());
   impl->strides = contiguous_strides(shape);
@@ -167,20 +166,18 @@ std::vector<int64_t> shown(int64_t n, bool summarize) {
 
 void collect(const Tensor& t, int64_t d, int64_t off, bool summarize, std::vector<double>& out) {
   if (d == t.dim()) {
-    out.push_back(read_scalar(static_cast<const char*>(t.data_ptr()) + off * static_cast<int64_t>(t.itemsize()),
-                              t.dtype())
-                      .to_double());
+    out.push_back(
+        read_scalar(static_cast<const char*>(t.data_ptr()) + off * static_cast<int64_t>(t.itemsize()), t.dtype())
+            .to_double());
     return;
   }
   for (int64_t i : shown(t.shape()[d], summarize))
     if (i >= 0) collect(t, d + 1, off + i * t.strides()[d], summarize, out);
 }
 
-void render(const Tensor& t, int64_t d, int64_t off, bool summarize, const Formatter& f, int indent,
-            std::ostream& os) {
+void render(const Tensor& t, int64_t d, int64_t off, bool summarize, const Formatter& f, int indent, std::ostream& os) {
   if (d == t.dim()) {
-    double v = read_scalar(static_cast<const char*>(t.data_ptr()) + off * static_cast<int64_t>(t.itemsize()),
-                           t.dtype())
+    double v = read_scalar(static_cast<const char*>(t.data_ptr()) + off * static_cast<int64_t>(t.itemsize()), t.dtype())
                    .to_double();
     os << std::setw(f.width) << f.fmt(v);
     return;
@@ -248,8 +245,11 @@ bool Tensor::requires_grad() const {
 
 Tensor& Tensor::requires_grad_(bool r) {
   TensorImpl* t = check();
-  if (r) GLIA_CHECK(is_floating(t->dtype), DTypeError, "requires_grad_: only floating-point tensors can require "
-                    "gradients, got ", name(t->dtype));
+  if (r)
+    GLIA_CHECK(is_floating(t->dtype), DTypeError,
+               "requires_grad_: only floating-point tensors can require "
+               "gradients, got ",
+               name(t->dtype));
   if (!r && t->autograd && t->autograd->grad_fn)
     throw ValueError("requires_grad_(false): only leaf tensors can stop requiring grad; use detach()");
   if (!t->autograd) t->autograd = std::make_unique<AutogradMeta>();
@@ -365,7 +365,8 @@ Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, Tensor
     T* p = static_cast<T*>(t.data_ptr());
     bool ints = !start.is_float() && !step.is_float();
     for (int64_t i = 0; i < n; ++i)
-      p[i] = ints ? static_cast<T>(start.to_int() + i * step.to_int()) : static_cast<T>(s + static_cast<double>(i) * st);
+      p[i] =
+          ints ? static_cast<T>(start.to_int() + i * step.to_int()) : static_cast<T>(s + static_cast<double>(i) * st);
   });
   return finish(t.to(o.device), o);
 }
@@ -475,12 +476,11 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorO
 
 Tensor from_blob(void* data, IntList shape, DType dtype, std::function<void(void*)> deleter, IntList strides) {
   Shape st = strides.empty() ? contiguous_strides(shape) : Shape(strides.begin(), strides.end());
-  GLIA_CHECK(st.size() == shape.size(), ShapeError, "from_blob: ", st.size(), " strides for shape ",
-             to_string(shape));
+  GLIA_CHECK(st.size() == shape.size(), ShapeError, "from_blob: ", st.size(), " strides for shape ", to_string(shape));
   int64_t span = 1;
   for (size_t i = 0; i < shape.size(); ++i) span += (shape[i] - 1) * st[i];
-  auto storage = std::make_shared<Storage>(data, static_cast<size_t>(span) * itemsize(dtype), Device::cpu(),
-                                           std::move(deleter));
+  auto storage =
+      std::make_shared<Storage>(data, static_cast<size_t>(span) * itemsize(dtype), Device::cpu(), std::move(deleter));
   return Tensor::make_view(std::move(storage), shape, st, 0, dtype);
 }
 

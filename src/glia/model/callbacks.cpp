@@ -3,12 +3,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
-#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -74,9 +74,7 @@ void History::to_csv(const std::string& path) const {
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 std::string fmt_time(double s) {
   std::ostringstream os;
@@ -227,8 +225,8 @@ void ProgbarLogger::on_predict_end(const Logs&) {
 
 namespace {
 bool maximize_for(const std::string& monitor, const std::string& mode, const char* who) {
-  GLIA_CHECK(mode == "auto" || mode == "min" || mode == "max", ValueError, who, ": mode must be auto, min or max, got '",
-             mode, "'");
+  GLIA_CHECK(mode == "auto" || mode == "min" || mode == "max", ValueError, who,
+             ": mode must be auto, min or max, got '", mode, "'");
   if (mode != "auto") return mode == "max";
   return monitor.find("acc") != std::string::npos || monitor.find("auc") != std::string::npos ||
          monitor.find("precision") != std::string::npos || monitor.find("recall") != std::string::npos;
@@ -239,9 +237,7 @@ EarlyStopping::EarlyStopping(EarlyStoppingOptions o) : o_(std::move(o)) {
   maximize_ = maximize_for(o_.monitor, o_.mode, "EarlyStopping");
 }
 
-bool EarlyStopping::improved(double v) const {
-  return maximize_ ? v - o_.min_delta > best_ : v + o_.min_delta < best_;
-}
+bool EarlyStopping::improved(double v) const { return maximize_ ? v - o_.min_delta > best_ : v + o_.min_delta < best_; }
 
 void EarlyStopping::on_train_begin(const Logs&) {
   wait_ = 0;
@@ -281,7 +277,8 @@ void EarlyStopping::on_epoch_end(int64_t epoch, const Logs& logs) {
 void EarlyStopping::on_train_end(const Logs&) {
   if (stopped_epoch_ > 0 && o_.verbose > 0) std::cout << "Epoch " << stopped_epoch_ + 1 << ": early stopping\n";
   if (o_.restore_best_weights && !best_weights_.empty()) {
-    if (o_.verbose > 0) std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << ".\n";
+    if (o_.verbose > 0)
+      std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << ".\n";
     model().set_weights(best_weights_);
   }
 }
@@ -339,10 +336,11 @@ LearningRateScheduler::LearningRateScheduler(std::function<double(int64_t, doubl
 void LearningRateScheduler::on_epoch_begin(int64_t epoch, const Logs&) {
   auto& opt = *model().optimizer();
   double lr = schedule_(epoch, opt.learning_rate());
-  GLIA_CHECK(std::isfinite(lr) && lr >= 0, ValueError, "LearningRateScheduler: the schedule gave ", lr,
-             " for epoch ", epoch);
+  GLIA_CHECK(std::isfinite(lr) && lr >= 0, ValueError, "LearningRateScheduler: the schedule gave ", lr, " for epoch ",
+             epoch);
   opt.set_learning_rate(lr);
-  if (verbose_ > 0) std::cout << "Epoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to " << lr << ".\n";
+  if (verbose_ > 0)
+    std::cout << "Epoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to " << lr << ".\n";
 }
 
 void LearningRateScheduler::on_epoch_end(int64_t, const Logs&) {}

@@ -85,6 +85,27 @@ size_t model_outputs(const Model& m) { return m.is_functional() ? m.outputs().si
 
 }  // namespace
 
+/// The test loop (evaluate, and fit's validation) with the caller's callbacks: fit passes its
+/// own, so that they see on_test_* during validation with fit's parameters left in place.
+struct FitLoop {
+  static Logs test(Model& m, const data::Dataset& ds, int64_t steps, CallbackList& list) {
+    size_t n_in = model_inputs(m), n_out = model_outputs(m);
+    m.reset_metrics();
+    list.each([](callbacks::Callback& c) { c.on_test_begin({}); });
+    int64_t step = 0;
+    for (auto it = ds.begin(); it != ds.end() && (steps <= 0 || step < steps); ++it, ++step) {
+      Split s = split_element(*it, n_in, n_out, "evaluate");
+      list.each([&](callbacks::Callback& c) { c.on_test_batch_begin(step, {}); });
+      Logs logs = m.test_step(s.x, s.y, s.sw);
+      list.each([&](callbacks::Callback& c) { c.on_test_batch_end(step, logs); });
+    }
+    GLIA_CHECK(step > 0, ValueError, "evaluate: the dataset produced no batches");
+    Logs logs = m.metric_logs();
+    list.each([&](callbacks::Callback& c) { c.on_test_end(logs); });
+    return logs;
+  }
+};
+
 callbacks::History Model::fit(const Tensor& x, const Tensor& y, FitOptions o) {
   return fit(std::vector<Tensor>{x}, std::vector<Tensor>{y}, std::move(o));
 }
@@ -112,7 +133,15 @@ callbacks::History Model::fit(const std::vector<Tensor>& xs, const std::vector<T
   // Validation split: the last fraction, before shuffling (as Keras).
   GLIA_CHECK(o.validation_split >= 0.0 && o.validation_split < 1.0, ValueError,
              "fit: validation_split must be in [0, 1), got ", o.validation_split);
-  int64_t n_val = static_cast<int64_t>(std::floor(static_cast<double>(n) * o.validation_split));
+  int64_t n_val = 0;
+  if (o.validation_split > 0) {
+    // Keras's split point: the first floor(n * (1 - split)) samples train.
+    auto split_at = static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - o.validation_split)));
+    GLIA_CHECK(split_at > 0 && split_at < n, ValueError, "fit: ", n,
+               " samples are not enough to split into training and validation sets with validation_split = ",
+               o.validation_split, "; give more data or another validation_split");
+    n_val = n - split_at;
+  }
   if (n_val > 0) {
     GLIA_CHECK(o.validation_data.empty() && !o.validation_dataset, ValueError,
                "fit: give validation_split or validation_data, not both");
@@ -126,8 +155,9 @@ callbacks::History Model::fit(const std::vector<Tensor>& xs, const std::vector<T
     int64_t vbs = o.validation_batch_size > 0 ? o.validation_batch_size : o.batch_size;
     o.validation_dataset = data::Dataset::from_tensors(val).batch(vbs);
   } else if (!o.validation_data.empty()) {
-    GLIA_CHECK(o.validation_data.size() == xs.size() + ys.size() || o.validation_data.size() == xs.size() + ys.size() + 1,
-               ValueError, "fit: validation_data must hold ", xs.size(), " input(s) then ", ys.size(), " target(s)");
+    GLIA_CHECK(
+        o.validation_data.size() == xs.size() + ys.size() || o.validation_data.size() == xs.size() + ys.size() + 1,
+        ValueError, "fit: validation_data must hold ", xs.size(), " input(s) then ", ys.size(), " target(s)");
     samples_of(o.validation_data, "fit (validation_data)");
     int64_t vbs = o.validation_batch_size > 0 ? o.validation_batch_size : o.batch_size;
     o.validation_dataset = data::Dataset::from_tensors(o.validation_data).batch(vbs);
@@ -173,7 +203,8 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
           break;
         }
         throw ValueError(detail::str("fit: the loss became ", logs.at("loss"), " at epoch ", epoch + 1, ", step ",
-                                     step + 1, "; training stopped before this step's update (lower the learning "
+                                     step + 1,
+                                     "; training stopped before this step's update (lower the learning "
                                      "rate, check the data for NaN, or add callbacks::TerminateOnNaN to stop "
                                      "without an error)"));
       }
@@ -186,7 +217,7 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
                        std::string(o.steps_per_epoch > 0 ? " (it ran out: use repeat() with steps_per_epoch)" : ""));
     Logs epoch_logs = metric_logs();
     if (o.validation_dataset && (epoch + 1 - o.initial_epoch) % std::max<int64_t>(o.validation_freq, 1) == 0) {
-      Logs val = evaluate(*o.validation_dataset, {.verbose = 0, .steps = o.validation_steps});
+      Logs val = FitLoop::test(*this, *o.validation_dataset, o.validation_steps, list);
       for (auto& [k, v] : val) epoch_logs["val_" + k] = v;
     }
     list.each([&](callbacks::Callback& c) { c.on_epoch_end(epoch, epoch_logs); });
@@ -223,21 +254,7 @@ Logs Model::evaluate(const data::Dataset& ds, EvaluateOptions o) {
   CallbackList list(cbs, this);
   std::optional<int64_t> card = ds.cardinality();
   list.set_params({{"steps", o.steps > 0 ? o.steps : (card && *card >= 0 ? *card : -1)}, {"verbose", o.verbose}});
-  size_t n_in = model_inputs(*this), n_out = model_outputs(*this);
-  reset_metrics();
-  list.each([](callbacks::Callback& c) { c.on_test_begin({}); });
-  int64_t step = 0;
-  Logs logs;
-  for (auto it = ds.begin(); it != ds.end() && (o.steps <= 0 || step < o.steps); ++it, ++step) {
-    Split s = split_element(*it, n_in, n_out, "evaluate");
-    list.each([&](callbacks::Callback& c) { c.on_test_batch_begin(step, {}); });
-    logs = test_step(s.x, s.y, s.sw);
-    list.each([&](callbacks::Callback& c) { c.on_test_batch_end(step, logs); });
-  }
-  GLIA_CHECK(step > 0, ValueError, "evaluate: the dataset produced no batches");
-  logs = metric_logs();
-  list.each([&](callbacks::Callback& c) { c.on_test_end(logs); });
-  return logs;
+  return FitLoop::test(*this, ds, o.steps, list);
 }
 
 Tensor Model::predict(const Tensor& x, PredictOptions o) {

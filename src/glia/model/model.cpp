@@ -39,18 +39,21 @@ Model::Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, 
   }
   // Depth-first post-order from the outputs gives an execution order.
   std::unordered_set<KerasTensor::Node*> done, active;
-  std::function<void(const std::shared_ptr<KerasTensor::Node>&)> visit = [&](const std::shared_ptr<KerasTensor::Node>& n) {
-    if (done.count(n.get())) return;
-    if (n->inputs.empty()) {
-      GLIA_CHECK(input_set.count(n.get()), ValueError, "Model: graph disconnected: the output depends on an Input "
-                 "(shape ", to_string(n->shape), ") that is not among the model's inputs");
-    }
-    active.insert(n.get());
-    for (auto& in : n->inputs) visit(in.node());
-    active.erase(n.get());
-    done.insert(n.get());
-    order_.push_back(n);
-  };
+  std::function<void(const std::shared_ptr<KerasTensor::Node>&)> visit =
+      [&](const std::shared_ptr<KerasTensor::Node>& n) {
+        if (done.count(n.get())) return;
+        if (n->inputs.empty()) {
+          GLIA_CHECK(input_set.count(n.get()), ValueError,
+                     "Model: graph disconnected: the output depends on an Input "
+                     "(shape ",
+                     to_string(n->shape), ") that is not among the model's inputs");
+        }
+        active.insert(n.get());
+        for (auto& in : n->inputs) visit(in.node());
+        active.erase(n.get());
+        done.insert(n.get());
+        order_.push_back(n);
+      };
   for (auto& o : outputs_) {
     GLIA_CHECK(o.defined(), ValueError, "Model: an output is an undefined KerasTensor");
     visit(o.node());
@@ -113,7 +116,9 @@ Config Model::config() const {
 
 std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool training, bool logits) {
   if (!is_functional()) {
-    Tensor y = inputs.size() == 1 ? call(inputs[0], training) : call(inputs, training);
+    // Through operator() so that a subclassed model is built (and its input shapes checked) as
+    // when called directly.
+    Tensor y = inputs.size() == 1 ? (*this)(inputs[0], training) : call(inputs, training);
     return {y};
   }
   GLIA_CHECK(inputs.size() == inputs_.size(), ValueError, "model \"", name(), "\" expects ", inputs_.size(),
@@ -133,8 +138,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool train
       want_logits = it != output_index.end() && it->second < logit_losses_.size() && logit_losses_[it->second];
     }
     if (want_logits) {
-      l(in, training);  // builds and checks shapes as a normal call would
-      values[n.get()] = l.call_without_activation(in[0], training);
+      values[n.get()] = l.call_logits(in[0], training);
     } else {
       values[n.get()] = l.num_inputs() == 1 ? l(in[0], training) : l(in, training);
     }
@@ -207,18 +211,24 @@ void Model::compile(CompileOptions o) {
     losses_.assign(n_out, o.loss.get());
   }
   if (!o.loss_weights.empty())
-    GLIA_CHECK(o.loss_weights.size() == n_out, ValueError, "compile: got ", o.loss_weights.size(),
-               " loss weights for ", n_out, " outputs");
+    GLIA_CHECK(o.loss_weights.size() == n_out, ValueError, "compile: got ", o.loss_weights.size(), " loss weights for ",
+               n_out, " outputs");
+  // Metric names are resolved against the data at the first batch ("accuracy" depends on the
+  // shapes); check the others now so that a typo fails here rather than inside fit.
+  for (auto& m : o.metrics)
+    if (!m.get() && m.name() != "accuracy" && m.name() != "acc") metrics::get(m.name());
   optimizer_ = o.optimizer.get();
   compile_opts_ = std::move(o);
   metrics_.clear();
   metrics_resolved_ = false;
   // Pair cross-entropy with a softmax / sigmoid output as logits, as Keras does.
   logit_losses_.assign(n_out, nullptr);
+  // Only where forward() can run the output layer without its activation: a subclassed model's
+  // call() decides its output itself, whatever layer it tracked last.
   std::vector<std::string> acts;
   if (is_functional()) {
     for (auto& out : outputs_) acts.push_back(out.layer()->activation_name());
-  } else if (auto ls = layers(); !ls.empty()) {
+  } else if (auto ls = layers(); !ls.empty() && dynamic_cast<const Sequential*>(this) != nullptr) {
     acts.push_back(ls.back()->activation_name());
   }
   for (size_t i = 0; i < n_out && i < acts.size(); ++i) {
@@ -228,7 +238,8 @@ void Model::compile(CompileOptions o) {
 }
 
 void Model::require_compiled(const char* what) const {
-  GLIA_CHECK(compiled(), ValueError, what, ": the model must be compiled first: call compile() with an optimizer "
+  GLIA_CHECK(compiled(), ValueError, what,
+             ": the model must be compiled first: call compile() with an optimizer "
              "and a loss");
 }
 
@@ -266,9 +277,8 @@ void Model::update_metrics(const std::vector<Tensor>& y, const std::vector<Tenso
     auto names = output_names();
     for (size_t i = 0; i < out.size(); ++i)
       for (auto& m : compile_opts_.metrics) {
-        metrics::MetricPtr mp = m.get() ? m.get()
-                                        : metrics::resolve(m.name(), losses_[i]->class_name(), y[i].shape(),
-                                                           out[i].shape());
+        metrics::MetricPtr mp =
+            m.get() ? m.get() : metrics::resolve(m.name(), losses_[i]->class_name(), y[i].shape(), out[i].shape());
         if (out.size() > 1 && !m.get()) mp->set_name(names[i] + "_" + mp->name());
         metrics_[i].push_back(mp);
       }

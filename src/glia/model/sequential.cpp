@@ -1,4 +1,6 @@
 // Sequential: a stack of layers, built once its input shape is known.
+#include <algorithm>
+
 #include "glia/autograd/autograd.h"
 #include "glia/model/model.h"
 #include "glia/nn/layers.h"
@@ -11,8 +13,8 @@ Sequential::Sequential(std::vector<LayerPtr> layers, std::string name) : Model(s
 
 void Sequential::add(LayerPtr layer) {
   GLIA_CHECK(layer != nullptr, ValueError, "Sequential.add: null layer");
-  GLIA_CHECK(layer->num_inputs() == 1, ValueError, "Sequential.add: layer '", layer->name(), "' (",
-             layer->class_name(), ") takes several inputs; use the Functional API");
+  GLIA_CHECK(layer->num_inputs() == 1, ValueError, "Sequential.add: layer '", layer->name(), "' (", layer->class_name(),
+             ") takes several inputs; use the Functional API");
   bool is_input = layer->class_name() == "InputLayer";
   GLIA_CHECK(!is_input || stack_.empty(), ValueError, "Sequential.add: an InputLayer can only come first");
   stack_.push_back(layer);
@@ -30,8 +32,13 @@ void Sequential::add(LayerPtr layer) {
 }
 
 void Sequential::pop() {
-  GLIA_CHECK(!stack_.empty(), ValueError, "Sequential.pop: the model has no layers");
+  // An InputLayer alone is not a layer to pop, as in Keras (it is not one of layers()).
+  GLIA_CHECK(!stack_.empty() && stack_.back()->class_name() != "InputLayer", ValueError,
+             "Sequential.pop: the model has no layers");
+  LayerPtr last = stack_.back();
   stack_.pop_back();
+  // The popped layer's weights leave the model, unless the layer is stacked twice.
+  if (std::find(stack_.begin(), stack_.end(), last) == stack_.end()) untrack_layer(last);
   if (!output_shapes_.empty()) output_shapes_.pop_back();
 }
 
@@ -61,8 +68,7 @@ std::vector<Tensor> Sequential::forward(const std::vector<Tensor>& inputs, bool 
     Layer& l = *stack_[i];
     bool last = i + 1 == stack_.size();
     if (last && logits) {
-      l(x, training);  // validates like a normal call; the result without activation is what we keep
-      x = l.call_without_activation(x, training);
+      x = l.call_logits(x, training);
     } else {
       x = l(x, training);
     }

@@ -1,8 +1,8 @@
 // Model::summary in Keras's table format.
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <set>
-#include <iostream>
 #include <sstream>
 
 #include "glia/model/model.h"
@@ -46,7 +46,8 @@ std::string bytes_str(int64_t n) {
 }
 
 struct Row {
-  std::string name, shape, params, connected;
+  std::string name, shape, params;
+  std::vector<std::string> connected;  // one line per call of the layer (Functional)
 };
 
 }  // namespace
@@ -88,28 +89,34 @@ void Model::summary(std::ostream& os) const {
       int idx = node_count[n->layer.get()]++;
       node_names[n.get()] = n->layer->name() + "[" + std::to_string(idx) + "][0]";
     }
-    std::set<Layer*> counted;
+    // One row per layer, as Keras: a shared layer lists the inputs of each of its calls, and its
+    // output shape reads "multiple" where the calls differ.
+    std::map<Layer*, size_t> row_index;
     for (auto& n : order_) {
-      Row r;
-      r.name = n->layer->name() + " (" + n->layer->class_name() + ")";
-      r.shape = shape_str(n->shape);
-      bool first = counted.insert(n->layer.get()).second;
-      r.params = with_commas(first ? n->layer->count_params() : 0);
-      for (size_t i = 0; i < n->inputs.size(); ++i)
-        r.connected += (i ? ", " : "") + node_names[n->inputs[i].node().get()];
-      if (n->inputs.empty()) r.connected = "-";
-      rows.push_back(r);
+      std::string conn;
+      for (size_t i = 0; i < n->inputs.size(); ++i) conn += (i ? ", " : "") + node_names[n->inputs[i].node().get()];
+      if (n->inputs.empty()) conn = "-";
+      auto it = row_index.find(n->layer.get());
+      if (it == row_index.end()) {
+        row_index[n->layer.get()] = rows.size();
+        std::string label = n->layer->name() + " (" + n->layer->class_name() + ")";
+        rows.push_back({label, shape_str(n->shape), with_commas(n->layer->count_params()), {conn}});
+      } else {
+        Row& r = rows[it->second];
+        r.connected.push_back(conn);
+        if (r.shape != shape_str(n->shape)) r.shape = "multiple";
+      }
     }
   } else {
     for (auto& [l, shape] : summary_rows())
-      rows.push_back({l->name() + " (" + l->class_name() + ")", shape, with_commas(l->count_params()), ""});
+      rows.push_back({l->name() + " (" + l->class_name() + ")", shape, with_commas(l->count_params()), {}});
   }
   size_t w0 = 28, w1 = 25, w2 = 12, w3 = 24;
   for (auto& r : rows) {
     w0 = std::max(w0, r.name.size() + 2);
     w1 = std::max(w1, r.shape.size() + 2);
     w2 = std::max(w2, r.params.size() + 2);
-    w3 = std::max(w3, r.connected.size() + 2);
+    for (auto& c : r.connected) w3 = std::max(w3, c.size() + 2);
   }
   size_t width = w0 + w1 + w2 + (functional ? w3 : 0);
   auto line = [&](char c) { os << std::string(width, c) << "\n"; };
@@ -124,7 +131,9 @@ void Model::summary(std::ostream& os) const {
   row("Layer (type)", "Output Shape", "Param #", "Connected to");
   line('=');
   for (size_t i = 0; i < rows.size(); ++i) {
-    row(rows[i].name, rows[i].shape, rows[i].params, rows[i].connected);
+    const Row& r = rows[i];
+    row(r.name, r.shape, r.params, r.connected.empty() ? "" : r.connected[0]);
+    for (size_t k = 1; k < r.connected.size(); ++k) row("", "", "", r.connected[k]);
     if (i + 1 < rows.size()) os << "\n";
   }
   line('=');

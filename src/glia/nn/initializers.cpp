@@ -18,9 +18,7 @@ std::pair<double, double> compute_fans(const Shape& s) {
 
 Tensor Zeros::operator()(const Shape& shape, DType dtype) const { return zeros(shape, {.dtype = dtype}); }
 Tensor Ones::operator()(const Shape& shape, DType dtype) const { return ones(shape, {.dtype = dtype}); }
-Tensor Constant::operator()(const Shape& shape, DType dtype) const {
-  return full(shape, value_, {.dtype = dtype});
-}
+Tensor Constant::operator()(const Shape& shape, DType dtype) const { return full(shape, value_, {.dtype = dtype}); }
 Tensor RandomNormal::operator()(const Shape& shape, DType dtype) const {
   return randn(shape, {.dtype = dtype}, mean_, stddev_);
 }
@@ -29,12 +27,14 @@ Tensor RandomUniform::operator()(const Shape& shape, DType dtype) const {
 }
 
 VarianceScaling::VarianceScaling(double scale, std::string mode, std::string distribution, std::string class_name)
-    : scale_(scale), mode_(std::move(mode)), distribution_(std::move(distribution)), class_name_(std::move(class_name)) {
+    : scale_(scale),
+      mode_(std::move(mode)),
+      distribution_(std::move(distribution)),
+      class_name_(std::move(class_name)) {
   GLIA_CHECK(scale_ > 0, ValueError, "VarianceScaling: scale must be positive, got ", scale_);
   GLIA_CHECK(mode_ == "fan_in" || mode_ == "fan_out" || mode_ == "fan_avg", ValueError,
              "VarianceScaling: mode must be fan_in, fan_out or fan_avg, got '", mode_, "'");
-  GLIA_CHECK(distribution_ == "truncated_normal" || distribution_ == "untruncated_normal" ||
-                 distribution_ == "uniform",
+  GLIA_CHECK(distribution_ == "truncated_normal" || distribution_ == "untruncated_normal" || distribution_ == "uniform",
              ValueError, "VarianceScaling: distribution must be truncated_normal, untruncated_normal or uniform, got '",
              distribution_, "'");
 }
@@ -58,9 +58,7 @@ Tensor VarianceScaling::operator()(const Shape& shape, DType dtype) const {
   return (t * stddev).to(dtype);
 }
 
-Config VarianceScaling::config() const {
-  return {{"scale", scale_}, {"mode", mode_}, {"distribution", distribution_}};
-}
+Config VarianceScaling::config() const { return {{"scale", scale_}, {"mode", mode_}, {"distribution", distribution_}}; }
 
 InitializerPtr glorot_uniform() {
   return std::make_shared<VarianceScaling>(1.0, "fan_avg", "uniform", "GlorotUniform");

@@ -1,6 +1,7 @@
 // Layer base: lazy build, weights, sublayers, symbolic calls, the registry.
 #include "glia/nn/layer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <map>
@@ -13,8 +14,8 @@
 namespace glia {
 
 void Variable::assign(const Tensor& v) {
-  GLIA_CHECK(v.shape() == value.shape(), ShapeError, "assign: weight '", name, "' has shape ",
-             to_string(value.shape()), ", got a value of shape ", to_string(v.shape()));
+  GLIA_CHECK(v.shape() == value.shape(), ShapeError, "assign: weight '", name, "' has shape ", to_string(value.shape()),
+             ", got a value of shape ", to_string(v.shape()));
   no_grad g;
   value.copy_(v);
 }
@@ -72,8 +73,7 @@ Tensor Layer::call(const Tensor& x, bool training) {
 }
 
 Tensor Layer::call(const std::vector<Tensor>& xs, bool training) {
-  GLIA_CHECK(xs.size() == 1, ValueError, "layer '", name(), "' (", class_name(), ") takes one input, got ",
-             xs.size());
+  GLIA_CHECK(xs.size() == 1, ValueError, "layer '", name(), "' (", class_name(), ") takes one input, got ", xs.size());
   return call(xs[0], training);
 }
 
@@ -95,7 +95,7 @@ void Layer::ensure_built(const std::vector<Shape>& shapes) {
   }
   // Later inputs must agree with the built shapes on rank and on the last (feature/channel) axis,
   // the axis that built weights depend on.
-  if (shapes.size() != input_shapes_.size()) return;
+  if (shapes.size() != input_shapes_.size() || !input_shape_fixed()) return;
   for (size_t i = 0; i < shapes.size(); ++i) {
     const Shape &a = input_shapes_[i], &b = shapes[i];
     bool ok = a.size() == b.size() && (a.empty() || a.back() == b.back() || a.back() == -1);
@@ -107,6 +107,12 @@ void Layer::ensure_built(const std::vector<Shape>& shapes) {
 }
 
 namespace {
+/// Keras's autocast: floating inputs are computed in the layer's dtype (float32, the dtype of its
+/// weights); integer inputs (Embedding's ids) pass unchanged.
+Tensor autocast(const Tensor& x) {
+  return x.defined() && is_floating(x.dtype()) && x.dtype() != DType::f32 ? x.to(DType::f32) : x;
+}
+
 std::vector<Shape> without_batch(const std::vector<Tensor>& xs) {
   std::vector<Shape> s;
   for (const Tensor& x : xs) {
@@ -117,13 +123,17 @@ std::vector<Shape> without_batch(const std::vector<Tensor>& xs) {
 }
 }  // namespace
 
-Tensor Layer::operator()(const Tensor& x, bool training) {
+Tensor Layer::prepare(const Tensor& x) {
   GLIA_CHECK(x.defined(), ValueError, "layer '", name_, "': input is an undefined tensor");
   GLIA_CHECK(num_inputs() == 1, ValueError, "layer '", name_.empty() ? class_name() : name_, "' (", class_name(),
              ") takes a list of at least two inputs, got one tensor");
   ensure_built(without_batch({x}));
-  return call(x, training);
+  return autocast(x);
 }
+
+Tensor Layer::operator()(const Tensor& x, bool training) { return call(prepare(x), training); }
+
+Tensor Layer::call_logits(const Tensor& x, bool training) { return call_without_activation(prepare(x), training); }
 
 Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) {
   if (num_inputs() == 1) {
@@ -134,7 +144,9 @@ Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) {
   GLIA_CHECK(xs.size() >= 2, ValueError, "layer '", name_.empty() ? class_name() : name_, "' (", class_name(),
              ") takes at least two inputs, got ", xs.size());
   ensure_built(without_batch(xs));
-  return call(xs, training);
+  std::vector<Tensor> cast;
+  for (const Tensor& x : xs) cast.push_back(autocast(x));
+  return call(cast, training);
 }
 
 Shape Layer::compute_output_shape(const std::vector<Shape>& input_shapes) {
@@ -177,7 +189,7 @@ KerasTensor Layer::operator()(const std::vector<KerasTensor>& xs) {
     for (auto& k : xs) {
       Shape full{1};
       for (size_t i = 1; i < k.shape().size(); ++i) full.push_back(k.shape()[i] < 0 ? 1 : k.shape()[i]);
-      dummies.push_back(zeros(full, {.dtype = k.dtype()}));
+      dummies.push_back(autocast(zeros(full, {.dtype = k.dtype()})));
     }
     Tensor y = num_inputs() == 1 ? call(dummies[0], false) : call(dummies, false);
     out = y.shape();
@@ -268,6 +280,10 @@ void Layer::track_layer(LayerPtr layer) {
   GLIA_CHECK(layer != nullptr, ValueError, "track: null layer");
   GLIA_CHECK(layer.get() != this, ValueError, "track: a layer cannot contain itself");
   if (std::find(sublayers_.begin(), sublayers_.end(), layer) == sublayers_.end()) sublayers_.push_back(layer);
+}
+
+void Layer::untrack_layer(const LayerPtr& layer) {
+  sublayers_.erase(std::remove(sublayers_.begin(), sublayers_.end(), layer), sublayers_.end());
 }
 
 void Layer::set_trainable(bool t) {

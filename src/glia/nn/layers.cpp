@@ -48,8 +48,8 @@ Config shape_cfg(const Shape& s) {
   return a;
 }
 void check_rank(const Tensor& x, int64_t rank, const Layer& l, const char* what) {
-  GLIA_CHECK(x.dim() == rank, ShapeError, "layer \"", l.name(), "\" (", l.class_name(), ") expects ", what,
-             " of rank ", rank, " (with the batch axis), got shape ", to_string(x.shape()));
+  GLIA_CHECK(x.dim() == rank, ShapeError, "layer \"", l.name(), "\" (", l.class_name(), ") expects ", what, " of rank ",
+             rank, " (with the batch axis), got shape ", to_string(x.shape()));
 }
 Padding2d padding2d(const std::string& p, const char* layer) {
   GLIA_CHECK(p == "valid" || p == "same", ValueError, layer, ": padding must be 'valid' or 'same', got '", p, "'");
@@ -68,8 +68,7 @@ DenseImpl::DenseImpl(int64_t units, DenseOptions o) : units_(units), o_(std::mov
 void DenseImpl::build(const std::vector<Shape>& s) {
   GLIA_CHECK(!s[0].empty() && s[0].back() > 0, ShapeError, "Dense: expected inputs with a known last axis, got ",
              to_string(s[0]), " (without the batch axis)");
-  kernel = &add_weight("kernel", {s[0].back(), units_}, o_.kernel_initializer.get(), true,
-                       o_.kernel_regularizer.get());
+  kernel = &add_weight("kernel", {s[0].back(), units_}, o_.kernel_initializer.get(), true, o_.kernel_regularizer.get());
   if (o_.use_bias) bias = &add_weight("bias", {units_}, o_.bias_initializer.get(), true, o_.bias_regularizer.get());
 }
 
@@ -109,7 +108,7 @@ Config ActivationImpl::config() const {
 // --- InputLayer
 
 InputLayerImpl::InputLayerImpl(Shape shape, DType dtype, std::string name)
-    : Layer(std::move(name)), shape_(std::move(shape)), dtype_(dtype) {}
+    : Layer(name.empty() ? unique_name("InputLayer") : std::move(name)), shape_(std::move(shape)), dtype_(dtype) {}
 
 Tensor InputLayerImpl::call(const Tensor& x, bool) {
   bool ok = x.dim() == static_cast<int64_t>(shape_.size()) + 1;
@@ -151,10 +150,14 @@ void Conv2DImpl::build(const std::vector<Shape>& s) {
 Tensor Conv2DImpl::call_without_activation(const Tensor& x, bool) {
   check_rank(x, 4, *this, "inputs [batch, height, width, channels]");
   return conv2d(x, kernel->value, bias ? bias->value : Tensor(),
-                {.stride = o_.strides.arr(), .padding = padding2d(o_.padding, "Conv2D"),
-                 .dilation = o_.dilation_rate.arr(), .groups = o_.groups});
+                {.stride = o_.strides.arr(),
+                 .padding = padding2d(o_.padding, "Conv2D"),
+                 .dilation = o_.dilation_rate.arr(),
+                 .groups = o_.groups});
 }
-Tensor Conv2DImpl::call(const Tensor& x, bool training) { return o_.activation.fn()(call_without_activation(x, training)); }
+Tensor Conv2DImpl::call(const Tensor& x, bool training) {
+  return o_.activation.fn()(call_without_activation(x, training));
+}
 
 Config Conv2DImpl::config() const {
   Config c = Layer::config();
@@ -198,7 +201,9 @@ Tensor Conv1DImpl::call_without_activation(const Tensor& x, bool) {
   return conv1d(x, kernel->value, bias ? bias->value : Tensor(),
                 {.stride = o_.strides, .padding = o_.padding, .dilation = o_.dilation_rate, .groups = o_.groups});
 }
-Tensor Conv1DImpl::call(const Tensor& x, bool training) { return o_.activation.fn()(call_without_activation(x, training)); }
+Tensor Conv1DImpl::call(const Tensor& x, bool training) {
+  return o_.activation.fn()(call_without_activation(x, training));
+}
 
 Config Conv1DImpl::config() const {
   Config c = Layer::config();
@@ -242,8 +247,10 @@ Tensor DepthwiseConv2DImpl::call_without_activation(const Tensor& x, bool) {
   // [kh, kw, in, m] is the grouped kernel [kh, kw, 1, in * m] with one group per input channel.
   Tensor w = kernel->value.reshape({ks[0], ks[1], 1, ks[2] * ks[3]});
   return conv2d(x, w, bias ? bias->value : Tensor(),
-                {.stride = o_.strides.arr(), .padding = padding2d(o_.padding, "DepthwiseConv2D"),
-                 .dilation = o_.dilation_rate.arr(), .groups = ks[2]});
+                {.stride = o_.strides.arr(),
+                 .padding = padding2d(o_.padding, "DepthwiseConv2D"),
+                 .dilation = o_.dilation_rate.arr(),
+                 .groups = ks[2]});
 }
 Tensor DepthwiseConv2DImpl::call(const Tensor& x, bool training) {
   return o_.activation.fn()(call_without_activation(x, training));
@@ -316,13 +323,28 @@ Config GlobalAveragePooling2DImpl::config() const {
 FlattenImpl::FlattenImpl() = default;
 Tensor FlattenImpl::call(const Tensor& x, bool) {
   GLIA_CHECK(x.dim() >= 1, ShapeError, "Flatten: expected a batch of inputs, got a 0-d tensor");
-  return x.reshape({x.shape()[0], -1});
+  // The size is counted, not inferred with -1, so that an empty batch flattens too.
+  int64_t n = 1;
+  for (int64_t d = 1; d < x.dim(); ++d) n *= x.shape()[static_cast<size_t>(d)];
+  return x.reshape({x.shape()[0], n});
 }
 
 ReshapeImpl::ReshapeImpl(Shape target) : target_(std::move(target)) {}
 Tensor ReshapeImpl::call(const Tensor& x, bool) {
+  // A -1 is resolved from the size of one sample (as Keras), so that an empty batch reshapes too.
+  int64_t per = 1, known = 1, unknown = 0;
+  for (int64_t d = 1; d < x.dim(); ++d) per *= x.shape()[static_cast<size_t>(d)];
+  for (int64_t d : target_) {
+    if (d == -1)
+      ++unknown;
+    else
+      known *= d;
+  }
+  bool ok = unknown == 0 ? per == known : unknown == 1 && known > 0 && per % known == 0;
+  GLIA_CHECK(ok, ShapeError, "layer \"", name(), "\" (Reshape) cannot reshape inputs of shape ", to_string(x.shape()),
+             " to target_shape ", to_string(target_), " (the size of a sample must stay ", per, ")");
   Shape s{x.shape()[0]};
-  for (int64_t d : target_) s.push_back(d);
+  for (int64_t d : target_) s.push_back(d == -1 ? per / known : d);
   return x.reshape(s);
 }
 Config ReshapeImpl::config() const {
@@ -518,12 +540,11 @@ Config RandomFlipImpl::config() const {
 
 RandomTranslationImpl::RandomTranslationImpl(double hf, double wf, RandomTranslationOptions o)
     : hf_(hf), wf_(wf), o_(std::move(o)) {
-  GLIA_CHECK(hf >= 0 && hf <= 1 && wf >= 0 && wf <= 1, ValueError,
-             "RandomTranslation: factors must be in [0, 1], got ", hf, " and ", wf);
-  GLIA_CHECK(o_.fill_mode == "reflect" || o_.fill_mode == "wrap" || o_.fill_mode == "nearest" ||
-                 o_.fill_mode == "constant",
-             ValueError, "RandomTranslation: fill_mode must be reflect, wrap, nearest or constant, got '", o_.fill_mode,
-             "'");
+  GLIA_CHECK(hf >= 0 && hf <= 1 && wf >= 0 && wf <= 1, ValueError, "RandomTranslation: factors must be in [0, 1], got ",
+             hf, " and ", wf);
+  GLIA_CHECK(
+      o_.fill_mode == "reflect" || o_.fill_mode == "wrap" || o_.fill_mode == "nearest" || o_.fill_mode == "constant",
+      ValueError, "RandomTranslation: fill_mode must be reflect, wrap, nearest or constant, got '", o_.fill_mode, "'");
   GLIA_CHECK(o_.interpolation == "bilinear" || o_.interpolation == "nearest", ValueError,
              "RandomTranslation: interpolation must be bilinear or nearest, got '", o_.interpolation, "'");
 }
@@ -536,8 +557,8 @@ Tensor RandomTranslationImpl::call(const Tensor& x, bool training) {
   Tensor dy = rand({n}, {.dtype = DType::f32}, -hf_, hf_) * h;
   Tensor dx = rand({n}, {.dtype = DType::f32}, -wf_, wf_) * w;
   Tensor xf = is_floating(x.dtype()) ? x : x.to(DType::f32);
-  return translate_images(xf, dy, dx, {.fill_mode = o_.fill_mode, .interpolation = o_.interpolation,
-                                       .fill_value = o_.fill_value});
+  return translate_images(xf, dy, dx,
+                          {.fill_mode = o_.fill_mode, .interpolation = o_.interpolation, .fill_value = o_.fill_value});
 }
 Config RandomTranslationImpl::config() const {
   Config c = Layer::config();
@@ -558,7 +579,8 @@ const bool registered = [] {
   register_layer("Dense", [](const Config& c) -> LayerPtr {
     return std::make_shared<DenseImpl>(
         c.at("units").get<int64_t>(),
-        DenseOptions{.activation = act_of(c), .use_bias = get_or(c, "use_bias", true),
+        DenseOptions{.activation = act_of(c),
+                     .use_bias = get_or(c, "use_bias", true),
                      .kernel_initializer = init_of(c, "kernel_initializer", "glorot_uniform"),
                      .bias_initializer = init_of(c, "bias_initializer", "zeros"),
                      .kernel_regularizer = reg_of(c, "kernel_regularizer"),
@@ -575,9 +597,12 @@ const bool registered = [] {
   register_layer("Conv2D", [](const Config& c) -> LayerPtr {
     return std::make_shared<Conv2DImpl>(
         c.at("filters").get<int64_t>(), size2(c.at("kernel_size")),
-        Conv2DOptions{.strides = size2(c.at("strides")), .padding = get_or<std::string>(c, "padding", "valid"),
-                      .dilation_rate = size2(c.at("dilation_rate")), .groups = get_or<int64_t>(c, "groups", 1),
-                      .activation = act_of(c), .use_bias = get_or(c, "use_bias", true),
+        Conv2DOptions{.strides = size2(c.at("strides")),
+                      .padding = get_or<std::string>(c, "padding", "valid"),
+                      .dilation_rate = size2(c.at("dilation_rate")),
+                      .groups = get_or<int64_t>(c, "groups", 1),
+                      .activation = act_of(c),
+                      .use_bias = get_or(c, "use_bias", true),
                       .kernel_initializer = init_of(c, "kernel_initializer", "glorot_uniform"),
                       .bias_initializer = init_of(c, "bias_initializer", "zeros"),
                       .kernel_regularizer = reg_of(c, "kernel_regularizer"),
@@ -589,7 +614,8 @@ const bool registered = [] {
         Conv1DOptions{.strides = c.at("strides").at(0).get<int64_t>(),
                       .padding = get_or<std::string>(c, "padding", "valid"),
                       .dilation_rate = c.at("dilation_rate").at(0).get<int64_t>(),
-                      .groups = get_or<int64_t>(c, "groups", 1), .activation = act_of(c),
+                      .groups = get_or<int64_t>(c, "groups", 1),
+                      .activation = act_of(c),
                       .use_bias = get_or(c, "use_bias", true),
                       .kernel_initializer = init_of(c, "kernel_initializer", "glorot_uniform"),
                       .bias_initializer = init_of(c, "bias_initializer", "zeros"),
@@ -602,7 +628,8 @@ const bool registered = [] {
         DepthwiseConv2DOptions{.strides = size2(c.at("strides")),
                                .padding = get_or<std::string>(c, "padding", "valid"),
                                .depth_multiplier = get_or<int64_t>(c, "depth_multiplier", 1),
-                               .dilation_rate = size2(c.at("dilation_rate")), .activation = act_of(c),
+                               .dilation_rate = size2(c.at("dilation_rate")),
+                               .activation = act_of(c),
                                .use_bias = get_or(c, "use_bias", true),
                                .depthwise_initializer = init_of(c, "depthwise_initializer", "glorot_uniform"),
                                .bias_initializer = init_of(c, "bias_initializer", "zeros"),
@@ -623,26 +650,33 @@ const bool registered = [] {
     return std::make_shared<GlobalAveragePooling2DImpl>(get_or(c, "keepdims", false));
   });
   register_layer("Flatten", [](const Config&) -> LayerPtr { return std::make_shared<FlattenImpl>(); });
-  register_layer("Reshape",
-                 [](const Config& c) -> LayerPtr { return std::make_shared<ReshapeImpl>(shape_of(c, "target_shape")); });
-  register_layer("Permute", [](const Config& c) -> LayerPtr { return std::make_shared<PermuteImpl>(shape_of(c, "dims")); });
+  register_layer("Reshape", [](const Config& c) -> LayerPtr {
+    return std::make_shared<ReshapeImpl>(shape_of(c, "target_shape"));
+  });
+  register_layer("Permute",
+                 [](const Config& c) -> LayerPtr { return std::make_shared<PermuteImpl>(shape_of(c, "dims")); });
   register_layer("Dropout",
                  [](const Config& c) -> LayerPtr { return std::make_shared<DropoutImpl>(c.at("rate").get<double>()); });
   register_layer("BatchNormalization", [](const Config& c) -> LayerPtr {
-    return std::make_shared<BatchNormalizationImpl>(BatchNormalizationOptions{
-        .axis = get_or<int64_t>(c, "axis", -1), .momentum = get_or(c, "momentum", 0.99),
-        .epsilon = get_or(c, "epsilon", 1e-3), .center = get_or(c, "center", true), .scale = get_or(c, "scale", true),
-        .beta_initializer = init_of(c, "beta_initializer", "zeros"),
-        .gamma_initializer = init_of(c, "gamma_initializer", "ones"),
-        .moving_mean_initializer = init_of(c, "moving_mean_initializer", "zeros"),
-        .moving_variance_initializer = init_of(c, "moving_variance_initializer", "ones")});
+    return std::make_shared<BatchNormalizationImpl>(
+        BatchNormalizationOptions{.axis = get_or<int64_t>(c, "axis", -1),
+                                  .momentum = get_or(c, "momentum", 0.99),
+                                  .epsilon = get_or(c, "epsilon", 1e-3),
+                                  .center = get_or(c, "center", true),
+                                  .scale = get_or(c, "scale", true),
+                                  .beta_initializer = init_of(c, "beta_initializer", "zeros"),
+                                  .gamma_initializer = init_of(c, "gamma_initializer", "ones"),
+                                  .moving_mean_initializer = init_of(c, "moving_mean_initializer", "zeros"),
+                                  .moving_variance_initializer = init_of(c, "moving_variance_initializer", "ones")});
   });
   register_layer("LayerNormalization", [](const Config& c) -> LayerPtr {
-    return std::make_shared<LayerNormalizationImpl>(LayerNormalizationOptions{
-        .axis = get_or<int64_t>(c, "axis", -1), .epsilon = get_or(c, "epsilon", 1e-3),
-        .center = get_or(c, "center", true), .scale = get_or(c, "scale", true),
-        .beta_initializer = init_of(c, "beta_initializer", "zeros"),
-        .gamma_initializer = init_of(c, "gamma_initializer", "ones")});
+    return std::make_shared<LayerNormalizationImpl>(
+        LayerNormalizationOptions{.axis = get_or<int64_t>(c, "axis", -1),
+                                  .epsilon = get_or(c, "epsilon", 1e-3),
+                                  .center = get_or(c, "center", true),
+                                  .scale = get_or(c, "scale", true),
+                                  .beta_initializer = init_of(c, "beta_initializer", "zeros"),
+                                  .gamma_initializer = init_of(c, "gamma_initializer", "ones")});
   });
   register_layer("Embedding", [](const Config& c) -> LayerPtr {
     return std::make_shared<EmbeddingImpl>(

@@ -108,9 +108,10 @@ Tensor BinaryCrossentropy::per_sample(const Tensor& y_true, const Tensor& y_pred
   check_pred(y_pred, "binary_crossentropy");
   Tensor y = match_shape(y_true, y_pred, "binary_crossentropy");
   if (o_.label_smoothing > 0) y = y * (1.0 - o_.label_smoothing) + 0.5 * o_.label_smoothing;
-  Tensor l = o_.from_logits ? binary_cross_entropy_with_logits(y_pred, y, "none")
-                            : neg(y * log(clamp(y_pred, kEps, 1.0 - kEps)) +
-                                  (1.0 - y) * log(clamp(1.0 - y_pred, kEps, 1.0 - kEps)));
+  Tensor l =
+      o_.from_logits
+          ? binary_cross_entropy_with_logits(y_pred, y, "none")
+          : neg(y * log(clamp(y_pred, kEps, 1.0 - kEps)) + (1.0 - y) * log(clamp(1.0 - y_pred, kEps, 1.0 - kEps)));
   return y_pred.dim() >= 2 ? mean(l, {-1}) : l;
 }
 LossPtr BinaryCrossentropy::with_logits() const {

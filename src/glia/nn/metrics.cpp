@@ -15,8 +15,8 @@ std::pair<double, double> weighted_sum(const Tensor& v, const Tensor& sw) {
   while (per.dim() >= 2) per = mean(per, {-1});
   if (!sw.defined()) return {sum(per).item<double>(), static_cast<double>(per.numel())};
   Tensor w = sw.to(DType::f64).reshape({-1});
-  GLIA_CHECK(w.numel() == per.numel(), ShapeError, "metric: sample_weight of ", w.numel(), " values for ",
-             per.numel(), " samples");
+  GLIA_CHECK(w.numel() == per.numel(), ShapeError, "metric: sample_weight of ", w.numel(), " values for ", per.numel(),
+             " samples");
   return {sum(per * w).item<double>(), sum(w).item<double>()};
 }
 

@@ -174,8 +174,8 @@ Device common_device(const OpDef& op, std::span<const Tensor> in) {
       continue;
     }
     if (d != dev && !(t.dim() == 0 && d.is_cpu()))
-      throw DeviceError(detail::str(op.name(), ": expected all tensors on one device, got ", dev.str(), " and ",
-                                    d.str()));
+      throw DeviceError(
+          detail::str(op.name(), ": expected all tensors on one device, got ", dev.str(), " and ", d.str()));
   }
   return dev;
 }
@@ -245,8 +245,8 @@ void dispatch_inplace(const OpDef& op, const Tensor& self, std::span<const Tenso
   const TensorSpec& spec = ic.outputs()[0];
   GLIA_CHECK(spec.shape == self.shape(), ShapeError, op.name(), "_: result of shape ", to_string(spec.shape),
              " does not fit in-place into a tensor of shape ", to_string(self.shape()));
-  GLIA_CHECK(spec.dtype == self.dtype() || is_floating(self.dtype()) || !is_floating(spec.dtype), DTypeError,
-             op.name(), "_: result type ", name(spec.dtype), " cannot be stored in-place into ", name(self.dtype()));
+  GLIA_CHECK(spec.dtype == self.dtype() || is_floating(self.dtype()) || !is_floating(spec.dtype), DTypeError, op.name(),
+             "_: result type ", name(spec.dtype), " cannot be stored in-place into ", name(self.dtype()));
   Device dev = common_device(op, ins);
   const KernelFn* k = op.kernel_for(dev.type);
   GLIA_CHECK(k != nullptr, DeviceError, op.name(), ": no kernel for device ", dev.str());

@@ -123,8 +123,7 @@ GLIA_OP(clamp).inputs({"x"}).infer(same_as_input(0)).grad([](GradContext& c) {
 
 // --- comparisons and logic
 
-#define GLIA_COMPARE_OP(name) \
-  GLIA_OP(name).inputs({"a", "b"}).infer(binary_infer(false, true)).non_differentiable()
+#define GLIA_COMPARE_OP(name) GLIA_OP(name).inputs({"a", "b"}).infer(binary_infer(false, true)).non_differentiable()
 GLIA_COMPARE_OP(eq);
 GLIA_COMPARE_OP(ne);
 GLIA_COMPARE_OP(lt);
@@ -139,9 +138,7 @@ GLIA_COMPARE_OP(logical_xor);
 GLIA_OP(logical_not).inputs({"x"}).non_differentiable().infer([](InferContext& c) {
   c.set_output(c.shape(0), DType::b8);
 });
-GLIA_OP(isnan).inputs({"x"}).non_differentiable().infer([](InferContext& c) {
-  c.set_output(c.shape(0), DType::b8);
-});
+GLIA_OP(isnan).inputs({"x"}).non_differentiable().infer([](InferContext& c) { c.set_output(c.shape(0), DType::b8); });
 GLIA_OP(isfinite).inputs({"x"}).non_differentiable().infer([](InferContext& c) {
   c.set_output(c.shape(0), DType::b8);
 });
@@ -185,11 +182,10 @@ GLIA_OP(rsqrt).inputs({"x"}).infer(float_unary_infer()).save_inputs({}).save_out
   Tensor y = c.output(0);
   return grads{c.grad_out() * y * y * y * -0.5};
 });
-GLIA_OP(reciprocal).inputs({"x"}).infer(float_unary_infer()).save_inputs({}).save_outputs({0}).grad(
-    [](GradContext& c) {
-      Tensor y = c.output(0);
-      return grads{neg(c.grad_out()) * y * y};
-    });
+GLIA_OP(reciprocal).inputs({"x"}).infer(float_unary_infer()).save_inputs({}).save_outputs({0}).grad([](GradContext& c) {
+  Tensor y = c.output(0);
+  return grads{neg(c.grad_out()) * y * y};
+});
 GLIA_OP(sin).inputs({"x"}).infer(float_unary_infer()).grad([](GradContext& c) {
   return grads{c.grad_out() * cos(c.input(0))};
 });
@@ -199,8 +195,9 @@ GLIA_OP(cos).inputs({"x"}).infer(float_unary_infer()).grad([](GradContext& c) {
 GLIA_OP(tanh).inputs({"x"}).infer(float_unary_infer()).save_inputs({}).save_outputs({0}).grad([](GradContext& c) {
   return grads{tanh_backward(c.grad_out(), c.output(0))};
 });
-GLIA_OP(sigmoid).inputs({"x"}).infer(float_unary_infer()).save_inputs({}).save_outputs({0}).grad(
-    [](GradContext& c) { return grads{sigmoid_backward(c.grad_out(), c.output(0))}; });
+GLIA_OP(sigmoid).inputs({"x"}).infer(float_unary_infer()).save_inputs({}).save_outputs({0}).grad([](GradContext& c) {
+  return grads{sigmoid_backward(c.grad_out(), c.output(0))};
+});
 GLIA_OP(erf).inputs({"x"}).infer(float_unary_infer()).grad([](GradContext& c) {
   Tensor x = c.input(0);
   return grads{c.grad_out() * exp(neg(x * x)) * (2.0 / std::sqrt(M_PI))};

@@ -29,8 +29,8 @@ Shape infer_size(IntList req, int64_t numel, const char* op, IntList from) {
     }
   }
   if (infer >= 0) {
-    GLIA_CHECK(known != 0 && numel % known == 0, ShapeError, op, ": cannot reshape a tensor of shape ",
-               to_string(from), " (", numel, " elements) into ", to_string(req));
+    GLIA_CHECK(known != 0 && numel % known == 0, ShapeError, op, ": cannot reshape a tensor of shape ", to_string(from),
+               " (", numel, " elements) into ", to_string(req));
     s[static_cast<size_t>(infer)] = numel / known;
   } else {
     GLIA_CHECK(known == numel, ShapeError, op, ": cannot reshape a tensor of shape ", to_string(from), " (", numel,
@@ -98,8 +98,8 @@ GLIA_OP(view)
       Shape s = infer_size(il(req), x.numel(), "view", x.shape());
       Shape st;
       GLIA_CHECK(view_strides(x.shape(), x.strides(), s, st), ShapeError, "view: a tensor of shape ",
-                 to_string(x.shape()), " with strides ", to_string(x.strides()), " cannot be viewed as ",
-                 to_string(s), " without a copy; use reshape");
+                 to_string(x.shape()), " with strides ", to_string(x.strides()), " cannot be viewed as ", to_string(s),
+                 " without a copy; use reshape");
       return alias_view(x, s, st, x.offset());
     })
     .save_inputs({})
@@ -142,18 +142,13 @@ GLIA_OP(slice)
     });
 
 // base with the slice (dim, start, end, step) replaced by src.
-GLIA_OP(slice_scatter)
-    .inputs({"base", "src"})
-    .infer(same_as_input(0))
-    .save_inputs({})
-    .grad([](GradContext& c) {
-      const Attrs& a = c.attrs();
-      Tensor g = c.grad_out();
-      Tensor gsrc = slice(g, a.get<int64_t>("dim"), a.get<int64_t>("start"), a.get<int64_t>("end"),
-                          a.get<int64_t>("step"));
-      Tensor gbase = call(op_slice_scatter, {g, zeros_like(gsrc)}, Attrs(a));
-      return grads{gbase, gsrc};
-    });
+GLIA_OP(slice_scatter).inputs({"base", "src"}).infer(same_as_input(0)).save_inputs({}).grad([](GradContext& c) {
+  const Attrs& a = c.attrs();
+  Tensor g = c.grad_out();
+  Tensor gsrc = slice(g, a.get<int64_t>("dim"), a.get<int64_t>("start"), a.get<int64_t>("end"), a.get<int64_t>("step"));
+  Tensor gbase = call(op_slice_scatter, {g, zeros_like(gsrc)}, Attrs(a));
+  return grads{gbase, gsrc};
+});
 
 GLIA_OP(expand)
     .inputs({"x"})
@@ -309,9 +304,8 @@ GLIA_OP(concat)
         GLIA_CHECK(s.size() == s0.size(), ShapeError, "concat: tensor ", i, " has shape ", to_string(s),
                    ", expected rank ", s0.size(), " like tensor 0 of shape ", to_string(s0));
         for (size_t d = 0; d < s.size(); ++d)
-          GLIA_CHECK(static_cast<int64_t>(d) == dim || s[d] == s0[d], ShapeError, "concat: tensor ", i,
-                     " has shape ", to_string(s), ", which differs from tensor 0's ", to_string(s0),
-                     " outside dimension ", dim);
+          GLIA_CHECK(static_cast<int64_t>(d) == dim || s[d] == s0[d], ShapeError, "concat: tensor ", i, " has shape ",
+                     to_string(s), ", which differs from tensor 0's ", to_string(s0), " outside dimension ", dim);
         out[static_cast<size_t>(dim)] += s[static_cast<size_t>(dim)];
       }
       c.set_output(out, result_type(std::span<const Tensor>(&c.input(0), c.num_inputs())));
@@ -342,8 +336,8 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
   dim = wrap_axis(dim, xs[0].dim() + 1, "stack");
   std::vector<Tensor> u;
   for (size_t i = 0; i < xs.size(); ++i) {
-    GLIA_CHECK(xs[i].shape() == xs[0].shape(), ShapeError, "stack: tensor ", i, " has shape ",
-               to_string(xs[i].shape()), ", expected ", to_string(xs[0].shape()), " like tensor 0");
+    GLIA_CHECK(xs[i].shape() == xs[0].shape(), ShapeError, "stack: tensor ", i, " has shape ", to_string(xs[i].shape()),
+               ", expected ", to_string(xs[0].shape()), " like tensor 0");
     u.push_back(unsqueeze(xs[i], dim));
   }
   if (u.size() == 1) return u[0];
@@ -393,8 +387,7 @@ GLIA_OP(pad)
         if (mode == "reflect")
           GLIA_CHECK(before < s[d] && after < s[d], ValueError, "pad: reflect padding (", before, ", ", after,
                      ") must be smaller than dimension ", d, " of size ", s[d]);
-        if (mode == "replicate")
-          GLIA_CHECK(s[d] > 0, ValueError, "pad: replicate padding of an empty dimension ", d);
+        if (mode == "replicate") GLIA_CHECK(s[d] > 0, ValueError, "pad: replicate padding of an empty dimension ", d);
         s[d] += before + after;
         GLIA_CHECK(s[d] >= 0, ShapeError, "pad: negative padding makes dimension ", d, " negative");
       }
@@ -417,10 +410,9 @@ GLIA_OP(pad_backward)
     })
     .save_inputs({})
     .grad([](GradContext& c) {
-      return grads{call(op_pad, {c.grad_out()},
-                        {{"pads", c.attr<std::vector<int64_t>>("pads")},
-                         {"mode", c.attr<std::string>("mode")},
-                         {"value", 0.0}})};
+      return grads{call(
+          op_pad, {c.grad_out()},
+          {{"pads", c.attr<std::vector<int64_t>>("pads")}, {"mode", c.attr<std::string>("mode")}, {"value", 0.0}})};
     });
 
 Tensor pad(const Tensor& x, IntList pads, const std::string& mode, double value) {

@@ -75,9 +75,9 @@ void any_unary(KernelContext& k, F f, const Unary* simd_op = nullptr) {
   visit_dtype(out.dtype(), [&]<class T>() { map_unary<T>(k.input(0), out, f, simd_op); });
 }
 
-constexpr Binary kAdd = Binary::Add, kSub = Binary::Sub, kMul = Binary::Mul, kDiv = Binary::Div,
-                 kMax = Binary::Max, kMin = Binary::Min, kReluBw = Binary::ReluBackward,
-                 kSigBw = Binary::SigmoidBackward, kTanhBw = Binary::TanhBackward;
+constexpr Binary kAdd = Binary::Add, kSub = Binary::Sub, kMul = Binary::Mul, kDiv = Binary::Div, kMax = Binary::Max,
+                 kMin = Binary::Min, kReluBw = Binary::ReluBackward, kSigBw = Binary::SigmoidBackward,
+                 kTanhBw = Binary::TanhBackward;
 
 template <class T>
 T py_max(T a, T b) {
@@ -102,14 +102,25 @@ double erf_d(double x) { return std::erf(x); }
 
 }  // namespace
 
-GLIA_KERNEL(add, CPU, [](KernelContext& k) { arith(k, [](auto a, auto b) { return a + b; }, &kAdd); });
-GLIA_KERNEL(sub, CPU, [](KernelContext& k) {
-  GLIA_CHECK(k.output().dtype() != DType::b8, DTypeError, "sub: subtraction of bool tensors is not supported; use "
-             "logical_xor");
-  arith(k, [](auto a, auto b) { return a - b; }, &kSub);
+GLIA_KERNEL(add, CPU, [](KernelContext& k) {
+  arith(
+      k, [](auto a, auto b) { return a + b; }, &kAdd);
 });
-GLIA_KERNEL(mul, CPU, [](KernelContext& k) { arith(k, [](auto a, auto b) { return a * b; }, &kMul); });
-GLIA_KERNEL(div, CPU, [](KernelContext& k) { arith(k, [](auto a, auto b) { return a / b; }, &kDiv); });
+GLIA_KERNEL(sub, CPU, [](KernelContext& k) {
+  GLIA_CHECK(k.output().dtype() != DType::b8, DTypeError,
+             "sub: subtraction of bool tensors is not supported; use "
+             "logical_xor");
+  arith(
+      k, [](auto a, auto b) { return a - b; }, &kSub);
+});
+GLIA_KERNEL(mul, CPU, [](KernelContext& k) {
+  arith(
+      k, [](auto a, auto b) { return a * b; }, &kMul);
+});
+GLIA_KERNEL(div, CPU, [](KernelContext& k) {
+  arith(
+      k, [](auto a, auto b) { return a / b; }, &kDiv);
+});
 GLIA_KERNEL(pow, CPU, [](KernelContext& k) {
   arith(k, [](auto a, auto b) {
     using T = decltype(a);
@@ -127,7 +138,8 @@ GLIA_KERNEL(pow_scalar, CPU, [](KernelContext& k) {
   double e = k.attr<double>("exponent");
   const Tensor& out = k.output();
   if (e == 2.0 && out.dtype() == DType::f32) {
-    map_unary<float>(k.input(0), out, [](float x) { return x * x; }, su<Unary::Square>());
+    map_unary<float>(
+        k.input(0), out, [](float x) { return x * x; }, su<Unary::Square>());
     return;
   }
   visit_dtype(out.dtype(), [&]<class T>() {
@@ -140,20 +152,30 @@ GLIA_KERNEL(pow_scalar, CPU, [](KernelContext& k) {
     });
   });
 });
-GLIA_KERNEL(maximum, CPU, [](KernelContext& k) { arith(k, [](auto a, auto b) { return py_max(a, b); }, &kMax); });
-GLIA_KERNEL(minimum, CPU, [](KernelContext& k) { arith(k, [](auto a, auto b) { return py_min(a, b); }, &kMin); });
+GLIA_KERNEL(maximum, CPU, [](KernelContext& k) {
+  arith(
+      k, [](auto a, auto b) { return py_max(a, b); }, &kMax);
+});
+GLIA_KERNEL(minimum, CPU, [](KernelContext& k) {
+  arith(
+      k, [](auto a, auto b) { return py_min(a, b); }, &kMin);
+});
 GLIA_KERNEL(neg, CPU, [](KernelContext& k) {
   GLIA_CHECK(k.output().dtype() != DType::b8, DTypeError, "neg: negation of a bool tensor; use logical_not");
-  any_unary(k, [](auto x) { return -x; }, su<Unary::Neg>());
+  any_unary(
+      k, [](auto x) { return -x; }, su<Unary::Neg>());
 });
 GLIA_KERNEL(abs, CPU, [](KernelContext& k) {
-  any_unary(k, [](auto x) {
-    using T = decltype(x);
-    if constexpr (std::is_same_v<T, bool> || std::is_unsigned_v<T>)
-      return x;
-    else
-      return x < T(0) ? -x : x;
-  }, su<Unary::Abs>());
+  any_unary(
+      k,
+      [](auto x) {
+        using T = decltype(x);
+        if constexpr (std::is_same_v<T, bool> || std::is_unsigned_v<T>)
+          return x;
+        else
+          return x < T(0) ? -x : x;
+      },
+      su<Unary::Abs>());
 });
 GLIA_KERNEL(sign, CPU, [](KernelContext& k) {
   any_unary(k, [](auto x) {
@@ -166,7 +188,10 @@ GLIA_KERNEL(sign, CPU, [](KernelContext& k) {
       return static_cast<T>((T(0) < x) - (x < T(0)));
   });
 });
-GLIA_KERNEL(square, CPU, [](KernelContext& k) { any_unary(k, [](auto x) { return x * x; }, su<Unary::Square>()); });
+GLIA_KERNEL(square, CPU, [](KernelContext& k) {
+  any_unary(
+      k, [](auto x) { return x * x; }, su<Unary::Square>());
+});
 GLIA_KERNEL(clamp, CPU, [](KernelContext& k) {
   const Tensor& out = k.output();
   bool has_lo = k.attrs().has("min"), has_hi = k.attrs().has("max");
@@ -209,9 +234,8 @@ GLIA_KERNEL(isnan, CPU, [](KernelContext& k) {
     out.zero_();
     return;
   }
-  visit_float(x.dtype(), "isnan", [&]<class T>() {
-    map_binary<T, bool>(x, x, out, [](auto a, auto) { return std::isnan(a); });
-  });
+  visit_float(x.dtype(), "isnan",
+              [&]<class T>() { map_binary<T, bool>(x, x, out, [](auto a, auto) { return std::isnan(a); }); });
 });
 GLIA_KERNEL(isfinite, CPU, [](KernelContext& k) {
   const Tensor& x = k.input(0);
@@ -220,9 +244,8 @@ GLIA_KERNEL(isfinite, CPU, [](KernelContext& k) {
     out.fill_(true);
     return;
   }
-  visit_float(x.dtype(), "isfinite", [&]<class T>() {
-    map_binary<T, bool>(x, x, out, [](auto a, auto) { return std::isfinite(a); });
-  });
+  visit_float(x.dtype(), "isfinite",
+              [&]<class T>() { map_binary<T, bool>(x, x, out, [](auto a, auto) { return std::isfinite(a); }); });
 });
 
 GLIA_KERNEL(where, CPU, [](KernelContext& k) {
@@ -241,83 +264,134 @@ GLIA_KERNEL(where, CPU, [](KernelContext& k) {
   });
 });
 
-GLIA_KERNEL(exp, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::exp(x); }, su<Unary::Exp>()); });
-GLIA_KERNEL(expm1, CPU,
-            [](KernelContext& k) { float_unary(k, [](auto x) { return std::expm1(x); }, su<Unary::Expm1>()); });
-GLIA_KERNEL(log, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::log(x); }, su<Unary::Log>()); });
-GLIA_KERNEL(log1p, CPU,
-            [](KernelContext& k) { float_unary(k, [](auto x) { return std::log1p(x); }, su<Unary::Log1p>()); });
-GLIA_KERNEL(sqrt, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::sqrt(x); }, su<Unary::Sqrt>()); });
+GLIA_KERNEL(exp, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::exp(x); }, su<Unary::Exp>());
+});
+GLIA_KERNEL(expm1, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::expm1(x); }, su<Unary::Expm1>());
+});
+GLIA_KERNEL(log, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::log(x); }, su<Unary::Log>());
+});
+GLIA_KERNEL(log1p, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::log1p(x); }, su<Unary::Log1p>());
+});
+GLIA_KERNEL(sqrt, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::sqrt(x); }, su<Unary::Sqrt>());
+});
 GLIA_KERNEL(rsqrt, CPU, [](KernelContext& k) {
-  float_unary(k, [](auto x) { return decltype(x)(1) / std::sqrt(x); }, su<Unary::Rsqrt>());
+  float_unary(
+      k, [](auto x) { return decltype(x)(1) / std::sqrt(x); }, su<Unary::Rsqrt>());
 });
 GLIA_KERNEL(reciprocal, CPU, [](KernelContext& k) {
-  float_unary(k, [](auto x) { return decltype(x)(1) / x; }, su<Unary::Reciprocal>());
+  float_unary(
+      k, [](auto x) { return decltype(x)(1) / x; }, su<Unary::Reciprocal>());
 });
-GLIA_KERNEL(sin, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::sin(x); }, su<Unary::Sin>()); });
-GLIA_KERNEL(cos, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::cos(x); }, su<Unary::Cos>()); });
-GLIA_KERNEL(tanh, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::tanh(x); }, su<Unary::Tanh>()); });
+GLIA_KERNEL(sin, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::sin(x); }, su<Unary::Sin>());
+});
+GLIA_KERNEL(cos, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::cos(x); }, su<Unary::Cos>());
+});
+GLIA_KERNEL(tanh, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::tanh(x); }, su<Unary::Tanh>());
+});
 GLIA_KERNEL(sigmoid, CPU, [](KernelContext& k) {
-  float_unary(k, [](auto x) {
-    using T = decltype(x);
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    T e = std::exp(x);
-    return e / (T(1) + e);
-  }, su<Unary::Sigmoid>());
+  float_unary(
+      k,
+      [](auto x) {
+        using T = decltype(x);
+        if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+        T e = std::exp(x);
+        return e / (T(1) + e);
+      },
+      su<Unary::Sigmoid>());
 });
-GLIA_KERNEL(erf, CPU, [](KernelContext& k) { float_unary(k, [](auto x) { return std::erf(x); }, su<Unary::Erf>()); });
+GLIA_KERNEL(erf, CPU, [](KernelContext& k) {
+  float_unary(
+      k, [](auto x) { return std::erf(x); }, su<Unary::Erf>());
+});
 
 GLIA_KERNEL(relu, CPU, [](KernelContext& k) {
-  any_unary(k, [](auto x) {
-    using T = decltype(x);
-    return x < T(0) ? T(0) : x;
-  }, su<Unary::Relu>());
+  any_unary(
+      k,
+      [](auto x) {
+        using T = decltype(x);
+        return x < T(0) ? T(0) : x;
+      },
+      su<Unary::Relu>());
 });
 GLIA_KERNEL(leaky_relu, CPU, [](KernelContext& k) {
   double s = k.attr<double>("negative_slope");
-  float_unary(k, [s](auto x) {
-    using T = decltype(x);
-    return x < T(0) ? static_cast<T>(x * s) : x;
-  }, su<Unary::LeakyRelu>(), static_cast<float>(s));
+  float_unary(
+      k,
+      [s](auto x) {
+        using T = decltype(x);
+        return x < T(0) ? static_cast<T>(x * s) : x;
+      },
+      su<Unary::LeakyRelu>(), static_cast<float>(s));
 });
 GLIA_KERNEL(elu, CPU, [](KernelContext& k) {
   double a = k.attr<double>("alpha");
-  float_unary(k, [a](auto x) {
-    using T = decltype(x);
-    return x > T(0) ? x : static_cast<T>(a * std::expm1(x));
-  }, su<Unary::Elu>(), static_cast<float>(a));
+  float_unary(
+      k,
+      [a](auto x) {
+        using T = decltype(x);
+        return x > T(0) ? x : static_cast<T>(a * std::expm1(x));
+      },
+      su<Unary::Elu>(), static_cast<float>(a));
 });
 GLIA_KERNEL(gelu, CPU, [](KernelContext& k) {
   if (k.attr<bool>("approximate")) {
-    float_unary(k, [](auto x) {
-      using T = decltype(x);
-      const T c = static_cast<T>(0.7978845608028654), a = static_cast<T>(0.044715);
-      return T(0.5) * x * (T(1) + std::tanh(c * (x + a * x * x * x)));
-    }, su<Unary::GeluTanh>());
+    float_unary(
+        k,
+        [](auto x) {
+          using T = decltype(x);
+          const T c = static_cast<T>(0.7978845608028654), a = static_cast<T>(0.044715);
+          return T(0.5) * x * (T(1) + std::tanh(c * (x + a * x * x * x)));
+        },
+        su<Unary::GeluTanh>());
   } else {
-    float_unary(k, [](auto x) {
-      using T = decltype(x);
-      return T(0.5) * x * (T(1) + static_cast<T>(erf_d(static_cast<double>(x) * M_SQRT1_2)));
-    }, su<Unary::Gelu>());
+    float_unary(
+        k,
+        [](auto x) {
+          using T = decltype(x);
+          return T(0.5) * x * (T(1) + static_cast<T>(erf_d(static_cast<double>(x) * M_SQRT1_2)));
+        },
+        su<Unary::Gelu>());
   }
 });
 GLIA_KERNEL(softplus, CPU, [](KernelContext& k) {
   double beta = k.attr<double>("beta"), th = k.attr<double>("threshold");
-  float_unary(k, [beta, th](auto x) {
-    using T = decltype(x);
-    double bx = static_cast<double>(x) * beta;
-    return bx > th ? x : static_cast<T>(std::log1p(std::exp(bx)) / beta);
-  }, su<Unary::Softplus>(), static_cast<float>(beta), static_cast<float>(th));
+  float_unary(
+      k,
+      [beta, th](auto x) {
+        using T = decltype(x);
+        double bx = static_cast<double>(x) * beta;
+        return bx > th ? x : static_cast<T>(std::log1p(std::exp(bx)) / beta);
+      },
+      su<Unary::Softplus>(), static_cast<float>(beta), static_cast<float>(th));
 });
 
 GLIA_KERNEL(relu_backward, CPU, [](KernelContext& k) {
-  arith(k, [](auto g, auto y) { return y > decltype(y)(0) ? g : decltype(g)(0); }, &kReluBw);
+  arith(
+      k, [](auto g, auto y) { return y > decltype(y)(0) ? g : decltype(g)(0); }, &kReluBw);
 });
 GLIA_KERNEL(sigmoid_backward, CPU, [](KernelContext& k) {
-  arith(k, [](auto g, auto y) { return g * y * (decltype(y)(1) - y); }, &kSigBw);
+  arith(
+      k, [](auto g, auto y) { return g * y * (decltype(y)(1) - y); }, &kSigBw);
 });
 GLIA_KERNEL(tanh_backward, CPU, [](KernelContext& k) {
-  arith(k, [](auto g, auto y) { return g * (decltype(y)(1) - y * y); }, &kTanhBw);
+  arith(
+      k, [](auto g, auto y) { return g * (decltype(y)(1) - y * y); }, &kTanhBw);
 });
 
 GLIA_KERNEL(cast, CPU, [](KernelContext& k) { cast_copy(k.input(0), k.output()); });
@@ -329,9 +403,8 @@ GLIA_KERNEL(fill, CPU, [](KernelContext& k) {
   if (out.is_contiguous() && v.to_double() == 0.0 && !(v.is_float() && std::signbit(v.to_double()))) {
     char* d = static_cast<char*>(out.data_ptr());
     size_t item = out.itemsize();
-    parallel_for(out.numel(), 1 << 18, [&](int64_t b, int64_t e) {
-      std::memset(d + b * item, 0, static_cast<size_t>(e - b) * item);
-    });
+    parallel_for(out.numel(), 1 << 18,
+                 [&](int64_t b, int64_t e) { std::memset(d + b * item, 0, static_cast<size_t>(e - b) * item); });
     return;
   }
   const Tensor* ops[1] = {&out};

@@ -30,8 +30,7 @@ void map_unary(const Tensor& x_in, const Tensor& out, F f, const simd::Unary* si
       [&](char** p, const int64_t* s, int64_t n) {
         if constexpr (std::is_same_v<T, float>) {
           if (simd_op && s[0] == 4 && s[1] == 4) {
-            simd::unary_f32(*simd_op, reinterpret_cast<const float*>(p[1]), reinterpret_cast<float*>(p[0]), n, p0,
-                            p1);
+            simd::unary_f32(*simd_op, reinterpret_cast<const float*>(p[1]), reinterpret_cast<float*>(p[0]), n, p0, p1);
             return;
           }
         }

@@ -1,11 +1,22 @@
 // CPU matmul: oneDNN's sgemm for float32 (reading transposed views without
 // a copy), a blocked loop for float64, float32 compute for 16-bit floats.
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+
+#include <cstdlib>
 
 #include "glia/backends/cpu/kernel_utils.h"
 
 namespace glia::cpu {
 namespace {
+
+int64_t serial_gemm_limit() {
+  static const int64_t limit = [] {
+    const char* e = std::getenv("GLIA_SERIAL_GEMM");
+    return e ? std::atoll(e) : int64_t(1) << 23;
+  }();
+  return limit;
+}
 
 /// How a 2-D matrix view (rows, cols, row stride, col stride) can be read by gemm.
 struct MatView {
@@ -81,8 +92,8 @@ void matmul_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
   float* C = static_cast<float*>(out.data_ptr());
   auto ao = batch_offsets(ac, batch), bo = batch_offsets(bc, batch);
   auto one = [&](int64_t k) {
-    dnnl_sgemm(va.trans, vb.trans, M, N, K, 1.0f, A + ao[static_cast<size_t>(k)], va.ld,
-               B + bo[static_cast<size_t>(k)], vb.ld, 0.0f, C + k * M * N, N);
+    dnnl_sgemm(va.trans, vb.trans, M, N, K, 1.0f, A + ao[static_cast<size_t>(k)], va.ld, B + bo[static_cast<size_t>(k)],
+               vb.ld, 0.0f, C + k * M * N, N);
   };
   // Many small matrices: one per thread (sgemm runs single-threaded inside a parallel region),
   // but only when each thread gets real work: waking a team costs more than a tiny gemm.
@@ -90,6 +101,13 @@ void matmul_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
     parallel_for(nb, std::max<int64_t>(1, 65536 / (M * N * K)), [&](int64_t lo, int64_t hi) {
       for (int64_t k = lo; k < hi; ++k) one(k);
     });
+  } else if (M * N * K < serial_gemm_limit()) {
+    // A small product on both cores loses more to waking the second thread and to moving
+    // its half of the result between the cores' caches than it gains.
+    int prev = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int64_t k = 0; k < nb; ++k) one(k);
+    omp_set_num_threads(prev);
   } else {
     for (int64_t k = 0; k < nb; ++k) one(k);
   }

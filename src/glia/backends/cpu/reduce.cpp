@@ -177,14 +177,16 @@ void extreme_kernel(KernelContext& k) {
   visit_dtype(out.dtype(), [&]<class T>() {
     using A = acc_t<T>;
     A init = kOp == 1 ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
-    if constexpr (std::is_floating_point_v<A>) init = kOp == 1 ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::infinity();
-    reduce_scalar<T>(p, static_cast<T*>(out.data_ptr()), init,
-                     [](A acc, A v) {
-                       if constexpr (std::is_floating_point_v<A>)
-                         if (std::isnan(v) || std::isnan(acc)) return std::isnan(acc) ? acc : v;
-                       return kOp == 1 ? (v > acc ? v : acc) : (v < acc ? v : acc);
-                     },
-                     [](A a) { return a; });
+    if constexpr (std::is_floating_point_v<A>)
+      init = kOp == 1 ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::infinity();
+    reduce_scalar<T>(
+        p, static_cast<T*>(out.data_ptr()), init,
+        [](A acc, A v) {
+          if constexpr (std::is_floating_point_v<A>)
+            if (std::isnan(v) || std::isnan(acc)) return std::isnan(acc) ? acc : v;
+          return kOp == 1 ? (v > acc ? v : acc) : (v < acc ? v : acc);
+        },
+        [](A a) { return a; });
   });
 }
 
@@ -251,8 +253,9 @@ GLIA_KERNEL(sum, CPU, [](KernelContext& k) {
         reduce_scalar<T>(p, static_cast<float*>(out.data_ptr()), 0.0, add, done);
       }
     } else {
-      reduce_scalar<T>(p, static_cast<int64_t*>(out.data_ptr()), int64_t(0),
-                       [](int64_t a, int64_t v) { return a + v; }, [](int64_t a) { return a; });
+      reduce_scalar<T>(
+          p, static_cast<int64_t*>(out.data_ptr()), int64_t(0), [](int64_t a, int64_t v) { return a + v; },
+          [](int64_t a) { return a; });
     }
   });
 });
@@ -266,11 +269,13 @@ GLIA_KERNEL(prod, CPU, [](KernelContext& k) {
   }
   visit_dtype(k.input(0).dtype(), [&]<class T>() {
     if constexpr (std::is_floating_point_v<acc_t<T>>) {
-      reduce_scalar<T>(p, static_cast<T*>(out.data_ptr()), 1.0, [](double a, double v) { return a * v; },
-                       [](double a) { return a; });
+      reduce_scalar<T>(
+          p, static_cast<T*>(out.data_ptr()), 1.0, [](double a, double v) { return a * v; },
+          [](double a) { return a; });
     } else {
-      reduce_scalar<T>(p, static_cast<int64_t*>(out.data_ptr()), int64_t(1),
-                       [](int64_t a, int64_t v) { return a * v; }, [](int64_t a) { return a; });
+      reduce_scalar<T>(
+          p, static_cast<int64_t*>(out.data_ptr()), int64_t(1), [](int64_t a, int64_t v) { return a * v; },
+          [](int64_t a) { return a; });
     }
   });
 });

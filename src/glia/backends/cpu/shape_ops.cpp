@@ -43,7 +43,8 @@ void for_each_pad(const Shape& in_shape, const Shape& out_shape, const std::vect
     size_t k = nd - 1 - d;  // pads start from the last dim
     int64_t before = 2 * k < pads.size() ? pads[2 * k] : 0;
     src[d].resize(static_cast<size_t>(out_shape[d]));
-    for (int64_t o = 0; o < out_shape[d]; ++o) src[d][static_cast<size_t>(o)] = pad_source(o, before, in_shape[d], mode);
+    for (int64_t o = 0; o < out_shape[d]; ++o)
+      src[d][static_cast<size_t>(o)] = pad_source(o, before, in_shape[d], mode);
   }
   Shape in_st = contiguous_strides(in_shape);
   int64_t total = numel(out_shape);
@@ -74,8 +75,8 @@ GLIA_KERNEL(clone, CPU, [](KernelContext& k) { cast_copy(k.input(0), k.output())
 GLIA_KERNEL(slice_scatter, CPU, [](KernelContext& k) {
   const Tensor& out = k.output();
   cast_copy(k.input(0), out);
-  Tensor v = raw_slice(out, k.attr<int64_t>("dim"), k.attr<int64_t>("start"), k.attr<int64_t>("end"),
-                       k.attr<int64_t>("step"));
+  Tensor v =
+      raw_slice(out, k.attr<int64_t>("dim"), k.attr<int64_t>("start"), k.attr<int64_t>("end"), k.attr<int64_t>("step"));
   cast_copy(k.input(1), v);
 });
 

@@ -3,15 +3,18 @@
 // diverging loss is seen, not hidden.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "glia/backends/cpu/simd.cpp"
+// foreach_target.h must come first: it re-includes this file once per target.
+// clang-format off
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
+// clang-format on
+
+#include "glia/backends/cpu/simd.h"
 
 #include <cmath>
 #include <cstring>
 #include <limits>
-
-#include "glia/backends/cpu/simd.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace glia::cpu::simd::HWY_NAMESPACE {
@@ -118,9 +121,11 @@ HWY_INLINE V ApplyUnary(D d, Unary op, V x, float p0, float p1) {
     case Unary::Rsqrt:
       return hn::Div(one, hn::Sqrt(x));
     case Unary::Sin:
-      return Trig(d, x, [](D dd, V v) HWY_ATTR { return hn::Sin(dd, v); }, [](float v) { return std::sin(v); });
+      return Trig(
+          d, x, [](D dd, V v) HWY_ATTR { return hn::Sin(dd, v); }, [](float v) { return std::sin(v); });
     case Unary::Cos:
-      return Trig(d, x, [](D dd, V v) HWY_ATTR { return hn::Cos(dd, v); }, [](float v) { return std::cos(v); });
+      return Trig(
+          d, x, [](D dd, V v) HWY_ATTR { return hn::Cos(dd, v); }, [](float v) { return std::cos(v); });
     case Unary::Tanh:
       return hn::IfThenElse(hn::IsNaN(x), x, hn::Tanh(d, x));
     case Unary::Sigmoid:
@@ -134,7 +139,8 @@ HWY_INLINE V ApplyUnary(D d, Unary op, V x, float p0, float p1) {
     case Unary::Gelu:
       return hn::Mul(hn::Mul(half, x), hn::Add(one, Erf(d, hn::Mul(x, hn::Set(d, 0.70710678118654752f)))));
     case Unary::GeluTanh: {
-      V inner = hn::Mul(hn::Set(d, 0.7978845608028654f), hn::MulAdd(hn::Mul(hn::Set(d, 0.044715f), hn::Mul(x, x)), x, x));
+      V inner =
+          hn::Mul(hn::Set(d, 0.7978845608028654f), hn::MulAdd(hn::Mul(hn::Set(d, 0.044715f), hn::Mul(x, x)), x, x));
       return hn::Mul(hn::Mul(half, x), hn::Add(one, hn::Tanh(d, inner)));
     }
     case Unary::Softplus: {  // p0 = beta, p1 = threshold
@@ -168,12 +174,15 @@ void UnaryLoop(const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n, fl
 
 void UnaryF32(Unary op, const float* x, float* y, int64_t n, float p0, float p1) {
   switch (op) {
-#define GLIA_U(name)   \
-  case Unary::name:    \
+#define GLIA_U(name) \
+  case Unary::name:  \
     return UnaryLoop<Unary::name>(x, y, n, p0, p1);
-    GLIA_U(Neg) GLIA_U(Abs) GLIA_U(Exp) GLIA_U(Log) GLIA_U(Log1p) GLIA_U(Sqrt) GLIA_U(Rsqrt) GLIA_U(Sin)
-    GLIA_U(Cos) GLIA_U(Tanh) GLIA_U(Sigmoid) GLIA_U(Relu) GLIA_U(LeakyRelu) GLIA_U(Elu) GLIA_U(Gelu)
-    GLIA_U(GeluTanh) GLIA_U(Softplus) GLIA_U(Erf) GLIA_U(Square) GLIA_U(Reciprocal) GLIA_U(Expm1)
+    GLIA_U(Neg)
+    GLIA_U(Abs)
+    GLIA_U(Exp)
+    GLIA_U(Log) GLIA_U(Log1p) GLIA_U(Sqrt) GLIA_U(Rsqrt) GLIA_U(Sin) GLIA_U(Cos) GLIA_U(Tanh) GLIA_U(Sigmoid)
+        GLIA_U(Relu) GLIA_U(LeakyRelu) GLIA_U(Elu) GLIA_U(Gelu) GLIA_U(GeluTanh) GLIA_U(Softplus) GLIA_U(Erf)
+            GLIA_U(Square) GLIA_U(Reciprocal) GLIA_U(Expm1)
 #undef GLIA_U
   }
 }
@@ -204,8 +213,7 @@ HWY_INLINE V ApplyBinary(D d, Binary op, V a, V b) {
 }
 
 template <Binary op>
-void BinaryLoop(Mode mode, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, float* HWY_RESTRICT y,
-               int64_t n) {
+void BinaryLoop(Mode mode, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, float* HWY_RESTRICT y, int64_t n) {
   const D d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   int64_t i = 0;
@@ -237,17 +245,17 @@ void BinaryLoop(Mode mode, const float* HWY_RESTRICT a, const float* HWY_RESTRIC
 
 void BinaryF32(Binary op, Mode mode, const float* a, const float* b, float* y, int64_t n) {
   switch (op) {
-#define GLIA_B(name)  \
-  case Binary::name:  \
+#define GLIA_B(name) \
+  case Binary::name: \
     return BinaryLoop<Binary::name>(mode, a, b, y, n);
-    GLIA_B(Add) GLIA_B(Sub) GLIA_B(Mul) GLIA_B(Div) GLIA_B(Max) GLIA_B(Min) GLIA_B(ReluBackward)
-    GLIA_B(SigmoidBackward) GLIA_B(TanhBackward)
+    GLIA_B(Add)
+    GLIA_B(Sub)
+    GLIA_B(Mul) GLIA_B(Div) GLIA_B(Max) GLIA_B(Min) GLIA_B(ReluBackward) GLIA_B(SigmoidBackward) GLIA_B(TanhBackward)
 #undef GLIA_B
   }
 }
 
-void AxpyF32(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, float alpha, float* HWY_RESTRICT y,
-             int64_t n) {
+void AxpyF32(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, float alpha, float* HWY_RESTRICT y, int64_t n) {
   const D d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const V va = hn::Set(d, alpha);

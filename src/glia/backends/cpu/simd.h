@@ -7,8 +7,27 @@
 namespace glia::cpu::simd {
 
 enum class Unary {
-  Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, LeakyRelu, Elu, Gelu, GeluTanh,
-  Softplus, Erf, Square, Reciprocal, Expm1
+  Neg,
+  Abs,
+  Exp,
+  Log,
+  Log1p,
+  Sqrt,
+  Rsqrt,
+  Sin,
+  Cos,
+  Tanh,
+  Sigmoid,
+  Relu,
+  LeakyRelu,
+  Elu,
+  Gelu,
+  GeluTanh,
+  Softplus,
+  Erf,
+  Square,
+  Reciprocal,
+  Expm1
 };
 /// y[i] = op(x[i]); p0/p1 are the op's parameters (alpha, beta, threshold).
 void unary_f32(Unary op, const float* x, float* y, int64_t n, float p0 = 0.f, float p1 = 0.f);

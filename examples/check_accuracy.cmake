@@ -1,0 +1,31 @@
+# cmake -DEXE=program "-DARGS=--a 1 --b" -DMIN_ACCURACY=0.6 [-DREQUIRES=file] -P check_accuracy.cmake
+# Runs an example; fails unless it exits 0 and its "Test accuracy: X" line has X > MIN_ACCURACY.
+# Prints "SKIPPED: ..." (for the test's SKIP_REGULAR_EXPRESSION) when REQUIRES names a file that
+# is not there.
+if(DEFINED REQUIRES AND NOT EXISTS "${REQUIRES}")
+  message("SKIPPED: ${REQUIRES} is not installed")
+  return()
+endif()
+separate_arguments(args UNIX_COMMAND "${ARGS}")
+execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${EXE} exited with ${rc}")
+endif()
+if(NOT out MATCHES "Test accuracy: ([0-9.eE+-]+)")
+  message(FATAL_ERROR "${EXE} printed no 'Test accuracy: X' line")
+endif()
+set(acc ${CMAKE_MATCH_1})
+# CMake compares numbers as integers only: compare in thousandths.
+string(REGEX MATCH "^([0-9]+)\\.?([0-9]*)" _ "${acc}")
+set(int_part ${CMAKE_MATCH_1})
+string(SUBSTRING "${CMAKE_MATCH_2}000" 0 3 frac_part)
+math(EXPR acc_milli "${int_part} * 1000 + 1${frac_part} - 1000")
+string(REGEX MATCH "^([0-9]+)\\.?([0-9]*)" _ "${MIN_ACCURACY}")
+set(int_part ${CMAKE_MATCH_1})
+string(SUBSTRING "${CMAKE_MATCH_2}000" 0 3 frac_part)
+math(EXPR min_milli "${int_part} * 1000 + 1${frac_part} - 1000")
+if(NOT acc_milli GREATER min_milli)
+  message(FATAL_ERROR "test accuracy ${acc} is not above ${MIN_ACCURACY}")
+endif()
+message("test accuracy ${acc} > ${MIN_ACCURACY}: ok")
