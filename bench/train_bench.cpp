@@ -1,7 +1,8 @@
 // Glia's side of the training benchmark: trains the tutorial CNN or MLP on Fashion-MNIST for one
 // epoch with Adam and prints images/s and the process's peak memory (VmHWM), as
-// "name<TAB>seconds-per-image" and "name_peak_rss<TAB>bytes" lines.
-// Usage: train_bench cnn|mlp BATCH [LIMIT]
+// "name<TAB>seconds-per-image" and "name_peak_rss<TAB>bytes" lines. Steps run as compiled graphs
+// (fit's default) or, with "eager", op by op; eager lines are named train_eager_*.
+// Usage: train_bench cnn|mlp BATCH [LIMIT] [compiled|eager]
 #include <glia/glia.h>
 
 #include <chrono>
@@ -25,12 +26,13 @@ long peak_rss_bytes() {
 int main(int argc, char** argv) {
   using namespace glia;
   if (argc < 3) {
-    std::cerr << "usage: train_bench cnn|mlp BATCH [LIMIT]\n";
+    std::cerr << "usage: train_bench cnn|mlp BATCH [LIMIT] [compiled|eager]\n";
     return 2;
   }
   std::string which = argv[1];
   int64_t batch = std::stoll(argv[2]);
   int64_t limit = argc > 3 ? std::stoll(argv[3]) : 60000;
+  bool eager = argc > 4 && std::string(argv[4]) == "eager";
   set_num_threads(2);
   manual_seed(0);
   auto d = datasets::fashion_mnist::load_data();
@@ -38,13 +40,13 @@ int main(int argc, char** argv) {
   Tensor y = d.train.y.narrow(0, 0, limit).to(int64);
   auto model = which == "cnn" ? zoo::tutorial_cnn({28, 28, 1}) : zoo::tutorial_mlp({28, 28, 1});
   // No metrics: the PyTorch loop it is compared with computes none either.
-  model->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy"});
+  model->compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .run_eagerly = eager});
   // Warm up (allocator cache, oneDNN primitives), then time one full epoch.
   model->fit(x.narrow(0, 0, 4 * batch), y.narrow(0, 0, 4 * batch), {.batch_size = batch, .verbose = 0});
   auto t0 = std::chrono::steady_clock::now();
   model->fit(x, y, {.epochs = 1, .batch_size = batch, .verbose = 0});
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::string name = "train_" + which + "_bs" + std::to_string(batch);
+  std::string name = std::string(eager ? "train_eager_" : "train_") + which + "_bs" + std::to_string(batch);
   std::printf("%s\t%.9g\n%s_peak_rss\t%ld\n", name.c_str(), s / static_cast<double>(limit), name.c_str(),
               peak_rss_bytes());
   return 0;

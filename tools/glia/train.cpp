@@ -22,6 +22,7 @@ struct TrainArgs {
   uint64_t seed = 42;
   std::string history = "history.csv";
   std::string schedule = "auto";
+  bool run_eagerly = false;
 };
 
 void run(const TrainArgs& a) {
@@ -71,7 +72,8 @@ void run(const TrainArgs& a) {
   if (schedule == "cosine") lr = std::make_shared<optimizers::schedules::CosineDecay>(a.lr, steps);
   model->compile({.optimizer = std::make_shared<optimizers::Adam>(lr),
                   .loss = "sparse_categorical_crossentropy",
-                  .metrics = {"accuracy"}});
+                  .metrics = {"accuracy"},
+                  .run_eagerly = a.run_eagerly});
   if (a.verbose > 0) model->summary();
   auto history = model->fit(
       x_train, y_train,
@@ -103,6 +105,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--verbose", a->verbose, "0 silent, 1 progress bar, 2 one line per epoch")->capture_default_str();
   cmd->add_option("--limit", a->limit, "Train on the first N examples only (0: all)")->capture_default_str();
+  cmd->add_flag("--run-eagerly", a->run_eagerly, "Run each step op by op instead of as a compiled graph");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   cmd->add_option("--history", a->history, "CSV file for the training history (empty: none)")->capture_default_str();
   cmd->callback([a] { run(*a); });

@@ -83,6 +83,9 @@ class OpNode final : public Node {
   std::vector<SavedTensor> saved_inputs;   // by input index (empty entries where not saved)
   std::vector<SavedTensor> saved_outputs;  // by output index
   std::vector<TensorMetaInfo> input_meta;
+  /// Inputs whose shapes are known only at run time (symbolic, with -1 dims), kept without
+  /// their data or autograd state, so that gradient rules can take their shapes when a graph runs.
+  std::vector<Tensor> shape_refs;
 
  private:
   friend class GradContext;

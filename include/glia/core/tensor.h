@@ -32,8 +32,20 @@ struct AutogradMeta {
   bool retains_grad = false;  // a non-leaf whose grad is kept (retain_grad)
 };
 
+/// The link from a symbolic tensor (a value of a graph being built, without data) to its graph.
+/// Opaque at this layer; the graph layer owns what it points to.
+struct SymbolicRef {
+  void* graph = nullptr;
+  void* value = nullptr;
+  std::weak_ptr<void> alive;  // expires with the graph
+  Device device;
+};
+
+/// A process-wide counter: every TensorImpl gets the next number when it is made.
+uint64_t next_tensor_id();
+
 struct TensorImpl {
-  std::shared_ptr<Storage> storage;
+  std::shared_ptr<Storage> storage;  // null for symbolic tensors
   Shape shape;
   Shape strides;       // in elements
   int64_t offset = 0;  // in elements
@@ -41,6 +53,8 @@ struct TensorImpl {
   DType dtype = DType::f32;
   bool wrapped_number = false;  // a number the user wrote, which does not widen float dtypes
   std::unique_ptr<AutogradMeta> autograd;
+  std::shared_ptr<SymbolicRef> symbolic;  // set for values of a graph being built
+  uint64_t id = next_tensor_id();         // creation order (graphs tell state from constants by it)
 
   void refresh_numel();
 };
@@ -79,7 +93,12 @@ class Tensor {
   int64_t offset() const { return check()->offset; }
   int64_t numel() const { return check()->numel; }
   DType dtype() const { return check()->dtype; }
-  Device device() const { return check()->storage->device(); }
+  Device device() const {
+    const TensorImpl* t = check();
+    return t->storage ? t->storage->device() : t->symbolic->device;
+  }
+  /// A value of a graph being built or traced: it has a shape and a dtype but no data.
+  bool is_symbolic() const { return impl_ && impl_->symbolic != nullptr; }
   size_t itemsize() const { return glia::itemsize(dtype()); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * itemsize(); }
   bool is_contiguous() const;
@@ -164,7 +183,7 @@ class Tensor {
   Tensor detach() const;
   /// Runs backward from this tensor. A non-scalar needs `gradient`.
   void backward(const Tensor& gradient = {}, bool retain_graph = false, bool create_graph = false) const;
-  uint32_t version() const { return storage()->version(); }
+  uint32_t version() const { return check()->storage ? check()->storage->version() : 0; }
 
   // --- common math as methods (the free functions are the reference)
   Tensor sum() const;

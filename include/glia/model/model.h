@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "glia/data/dataset.h"
+#include "glia/graph/function.h"
 #include "glia/model/callbacks.h"
 #include "glia/nn/layer.h"
 #include "glia/nn/losses.h"
@@ -70,7 +71,9 @@ struct CompileOptions {
   std::vector<LossArg> losses = {};
   std::vector<MetricArg> metrics = {};
   std::vector<double> loss_weights = {};
-  /// Run the training step op by op (graph compilation comes with graph mode).
+  /// Run the steps op by op. By default fit / evaluate / predict trace each step once per input
+  /// shape into a graph (glia::function), optimize it and run the compiled graph. Compile again
+  /// after changing which layers are trainable, as in Keras.
   bool run_eagerly = false;
 };
 
@@ -175,6 +178,8 @@ class Model : public Layer {
   /// Batch logs from one training step (used by fit and train_on_batch).
   Logs train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
   Logs test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  /// Outputs for one batch in inference mode.
+  std::vector<Tensor> predict_step(const std::vector<Tensor>& x);
   /// Output shapes (with -1 batch) per layer for the summary; empty when not built.
   virtual std::vector<std::pair<LayerPtr, std::string>> summary_rows() const;
 
@@ -197,6 +202,15 @@ class Model : public Layer {
   std::vector<std::vector<metrics::MetricPtr>> metrics_;  // per output
   metrics::Mean loss_tracker_{"loss"};
   bool metrics_resolved_ = false;
+
+  // Compiled steps (see CompileOptions::run_eagerly).
+  bool use_graph() const { return !compile_opts_.run_eagerly && !graph_failed_; }
+  /// Traces f for these inputs; on failure (code that reads values while tracing, an optimizer
+  /// that cannot run in a graph) warns once and returns false, and the model runs eagerly.
+  bool trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs);
+  void make_compiled_steps();
+  std::unique_ptr<Function> train_fn_, test_fn_, predict_fn_;
+  bool graph_failed_ = false;
 };
 using ModelPtr = std::shared_ptr<Model>;
 

@@ -131,6 +131,14 @@ class GradContext {
   size_t num_inputs() const;
   /// Whether input i wants a gradient; rules may skip work for the others.
   bool needs_grad(size_t i) const;
+  /// g summed down to input i's shape (the reverse of broadcasting), expanded to it, or reshaped to
+  /// it. They also work in graphs whose input shapes are known only at run time (a placeholder's
+  /// -1 batch): then they record ops that read the shape when the graph runs.
+  Tensor sum_to_input(const Tensor& g, size_t i) const;
+  Tensor expand_to_input(const Tensor& g, size_t i) const;
+  Tensor reshape_to_input(const Tensor& g, size_t i) const;
+  /// Zeros shaped like input i.
+  Tensor zeros_like_input(size_t i, DType dtype) const;
   const Attrs& attrs() const;
   template <class T>
   const T& attr(const char* key) const {
@@ -165,6 +173,10 @@ class OpDef {
   OpDef& save_outputs(std::vector<int> which);
   /// Outputs are integers or masks: nothing flows back through them.
   OpDef& non_differentiable();
+  /// The kernel writes into its inputs (optimizer updates): graphs treat calls as side effects.
+  OpDef& mutating();
+  /// The kernel draws random numbers: graphs never fold or merge its calls.
+  OpDef& random();
   OpDef& doc(std::string d);
   OpDef& kernel(DeviceType d, KernelFn f);
 
@@ -179,6 +191,8 @@ class OpDef {
   bool saves_input(size_t i) const { return save_all_inputs_ || ((save_in_mask_ >> i) & 1u); }
   bool saves_output(size_t i) const { return (save_out_mask_ >> i) & 1u; }
   bool differentiable() const { return differentiable_ && static_cast<bool>(grad_); }
+  bool mutates_inputs() const { return mutating_; }
+  bool is_random() const { return random_; }
   const std::string& doc() const { return doc_; }
   const KernelFn* kernel_for(DeviceType d) const {
     const KernelFn& k = kernels_[static_cast<int>(d)];
@@ -197,6 +211,8 @@ class OpDef {
   uint64_t save_in_mask_ = 0;
   uint64_t save_out_mask_ = 0;
   bool differentiable_ = true;
+  bool mutating_ = false;
+  bool random_ = false;
   std::string doc_;
   KernelFn kernels_[kNumDeviceTypes];
 };
@@ -219,6 +235,39 @@ class OpRegistry {
 
 inline OpDef& define_op(std::string_view name) { return OpRegistry::instance().get_or_create(name); }
 
+// --- the graph hook
+// While a graph is built (glia::function tracing, the explicit Graph API), op calls are recorded
+// as nodes instead of run. The graph layer installs the recorder; dispatch only asks whether to
+// call it: when a graph is being built on this thread, or when an input is symbolic.
+namespace graph_hook {
+using RecordFn = TensorList (*)(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs, bool inplace);
+void install(RecordFn f);
+/// The graph being built on this thread (opaque here), or null.
+void* current();
+void set_current(void* graph);
+/// True if a call with these inputs must be recorded rather than run.
+inline bool intercepts(std::span<const Tensor> inputs) {
+  if (current() != nullptr) return true;
+  for (const Tensor& t : inputs)
+    if (t.is_symbolic()) return true;
+  return false;
+}
+/// Records the call (in-place: inputs[0] is written); the outputs are symbolic tensors.
+TensorList record(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs, bool inplace);
+/// Makes calls on this thread run eagerly for its lifetime, even while a graph is being built
+/// (creation functions: their results become constants of the graph).
+class Suspend {
+ public:
+  Suspend() : prev_(current()) { set_current(nullptr); }
+  ~Suspend() { set_current(prev_); }
+  Suspend(const Suspend&) = delete;
+  Suspend& operator=(const Suspend&) = delete;
+
+ private:
+  void* prev_;
+};
+}  // namespace graph_hook
+
 // --- dispatch
 
 /// Runs op on inputs: infers, checks devices, allocates, runs the kernel, records autograd.
@@ -236,6 +285,9 @@ inline Tensor call(const OpDef& op, std::span<const Tensor> inputs, Attrs attrs 
 /// Runs an element-wise op writing into `self` (which keeps its dtype and shape),
 /// bumps self's version. Throws when autograd would need the overwritten values.
 void dispatch_inplace(const OpDef& op, const Tensor& self, std::span<const Tensor> others, Attrs attrs = {});
+/// The execution part of dispatch_inplace (no checks of autograd, no graph hook): runs op with
+/// inputs[0] as the destination. Graph executors call it for recorded in-place nodes.
+void run_inplace(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs);
 
 // --- common inference rules
 /// Output i of the same shape and dtype as input i.

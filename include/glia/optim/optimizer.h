@@ -11,6 +11,7 @@
 
 #include "glia/core/tensor.h"
 #include "glia/nn/config.h"
+#include "glia/ops/op.h"
 #include "glia/optim/schedules.h"
 
 namespace glia {
@@ -57,8 +58,22 @@ class Optimizer {
   /// variable (in place, without recording autograd), then counts the step. Variables with
   /// an undefined gradient are left alone; empty lists are a no-op that does not count.
   void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable*>& vars);
+  /// Inside a compiled step: the update happens only where `apply_if` (a bool 0-d tensor, e.g.
+  /// isfinite(loss)) is true when the graph runs.
+  void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable*>& vars, const Tensor& apply_if);
   /// The same for bare tensors (each must be a leaf; updated in place).
   void apply(const std::vector<Tensor>& grads, const std::vector<Tensor>& params);
+
+  // --- inside compiled graphs (glia::function)
+  // Called while a graph is being traced, apply_gradients records the update kernels; they read
+  // this step's learning rate and iteration count from a small state tensor the optimizer owns.
+  // Around each run of such a graph, call begin_step() (writes the current rate and count into
+  // that tensor) and end_step() (counts the step). Eager calls do both themselves.
+  void begin_step();
+  void end_step();
+  /// Whether apply_gradients on these parameters can be recorded into a graph (fused kernels for
+  /// their dtype and device, and the option fused on).
+  bool can_run_in_graph(const std::vector<Tensor>& params) const;
 
   /// The learning rate the next step uses.
   double learning_rate() const;
@@ -100,6 +115,8 @@ class Optimizer {
   Tensor& slot(const std::string& name, size_t index, const Tensor& like, double init = 0.0);
   /// Whether the fused update op `op` takes `param` (option `fused`, dtype, device kernel).
   bool use_fused(const OpDef& op, const Tensor& param) const;
+  /// The fused update op of this optimizer.
+  virtual const OpDef& fused_op() const = 0;
   /// Runs fused update op `op` on (param, grad, slots...) with the step's clip / decay attrs.
   void run_fused(const OpDef& op, const Tensor& param, const Tensor& grad, const std::vector<Tensor>& slots,
                  const StepContext& c, std::initializer_list<std::pair<const char*, double>> hyper,
@@ -111,9 +128,13 @@ class Optimizer {
 
  private:
   void step_all(const std::vector<Tensor>& grads, const std::vector<Tensor>& params, const char* fn);
+  /// The guard of the step being recorded (see apply_gradients with apply_if), or undefined.
+  Tensor guard_;
   LearningRate lr_;
   int64_t iterations_ = 0;
   std::map<std::string, std::map<size_t, Tensor>> slots_;
+  /// [learning rate, iterations] of the current step (float64), read by the fused kernels.
+  Tensor step_state_;
 };
 using OptimizerPtr = std::shared_ptr<Optimizer>;
 
@@ -131,6 +152,7 @@ class SGD : public Optimizer {
 
  protected:
   void update(const Tensor& p, const Tensor& g, size_t i, const StepContext& c) override;
+  const OpDef& fused_op() const override;
 
  private:
   SGDOptions s_;
@@ -153,6 +175,7 @@ class Adam : public Optimizer {
  protected:
   Adam(const char* cls, LearningRate lr, AdamOptions a, OptimizerOptions o);
   void update(const Tensor& p, const Tensor& g, size_t i, const StepContext& c) override;
+  const OpDef& fused_op() const override;
   AdamOptions a_;
 };
 
@@ -179,6 +202,7 @@ class RMSprop : public Optimizer {
 
  protected:
   void update(const Tensor& p, const Tensor& g, size_t i, const StepContext& c) override;
+  const OpDef& fused_op() const override;
 
  private:
   RMSpropOptions r_;
@@ -197,6 +221,7 @@ class Adagrad : public Optimizer {
 
  protected:
   void update(const Tensor& p, const Tensor& g, size_t i, const StepContext& c) override;
+  const OpDef& fused_op() const override;
 
  private:
   AdagradOptions a_;

@@ -36,7 +36,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
                  "backward: a gradient can be implied only for one-element outputs; "
                  "output ",
                  i, " has shape ", to_string(r.shape()), ", so pass its gradient");
-      g = ones(r.shape(), {.dtype = r.dtype(), .device = r.device()});
+      g = ones_like(r);
     } else {
       GLIA_CHECK(g.shape() == r.shape(), ShapeError, "backward: gradient of shape ", to_string(g.shape()),
                  " for output ", i, " of shape ", to_string(r.shape()));

@@ -1,6 +1,8 @@
 // Tape recording, saved tensors and the two node kinds.
 #include "glia/autograd/node.h"
 
+#include <algorithm>
+
 #include "glia/autograd/autograd.h"
 #include "glia/ops/functions.h"
 
@@ -21,6 +23,7 @@ Tensor alias_of(const Tensor& t) {
   impl->numel = s->numel;
   impl->dtype = s->dtype;
   impl->wrapped_number = s->wrapped_number;
+  impl->symbolic = s->symbolic;
   return Tensor(std::move(impl));
 }
 
@@ -81,6 +84,34 @@ const Shape& GradContext::input_shape(size_t i) const { return node_.input_meta[
 DType GradContext::input_dtype(size_t i) const { return node_.input_meta[i].dtype; }
 size_t GradContext::num_inputs() const { return node_.input_meta.size(); }
 bool GradContext::needs_grad(size_t i) const { return node_.next_edges[i].valid(); }
+
+namespace {
+bool known(const Shape& s) {
+  for (int64_t d : s)
+    if (d < 0) return false;
+  return true;
+}
+}  // namespace
+
+Tensor GradContext::sum_to_input(const Tensor& g, size_t i) const {
+  if (known(input_shape(i))) return sum_to(g, input_shape(i));
+  return call(OpRegistry::instance().get("sum_to_like"), {g, node_.shape_refs[i]});
+}
+
+Tensor GradContext::expand_to_input(const Tensor& g, size_t i) const {
+  if (known(input_shape(i))) return expand(g, input_shape(i));
+  return call(OpRegistry::instance().get("expand_like"), {g, node_.shape_refs[i]});
+}
+
+Tensor GradContext::reshape_to_input(const Tensor& g, size_t i) const {
+  // reshape infers one -1 from the element count, which is all a runtime batch needs.
+  return reshape(g, input_shape(i));
+}
+
+Tensor GradContext::zeros_like_input(size_t i, DType dtype) const {
+  if (known(input_shape(i))) return zeros(input_shape(i), {.dtype = dtype, .device = node_.input_meta[i].device});
+  return full_like(node_.shape_refs[i].to(dtype), 0);
+}
 const Attrs& GradContext::attrs() const { return node_.attrs_; }
 
 // --- OpNode
@@ -126,6 +157,9 @@ AccumulateGrad::AccumulateGrad(Tensor variable) : variable_(std::move(variable))
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads_out) {
   Tensor& g = grads_out[0];
   if (!g.defined()) return {};
+  GLIA_CHECK(!g.is_symbolic() || variable_.is_symbolic(), ValueError,
+             "backward() inside a graph being built or traced would store symbolic gradients in .grad; use "
+             "glia::grad(loss, params) (or graph::gradients) there");
   Tensor old = variable_.grad();
   if (GradMode::is_enabled()) {  // create_graph: keep the gradient differentiable
     variable_.set_grad(old.defined() ? old + g : g);
@@ -197,6 +231,11 @@ void record(const OpDef& op, std::span<const Tensor> in, std::span<Tensor> out, 
   node->saved_inputs.resize(n);
   for (size_t i = 0; i < n; ++i) {
     node->input_meta[i] = {in[i].shape(), in[i].dtype(), in[i].device()};
+    if (in[i].is_symbolic() &&
+        std::any_of(in[i].shape().begin(), in[i].shape().end(), [](int64_t d) { return d < 0; })) {
+      if (node->shape_refs.empty()) node->shape_refs.resize(n);
+      node->shape_refs[i] = in[i].detach();
+    }
     if (in[i].requires_grad()) node->next_edges[i] = gradient_edge(in[i]);
     if (op.saves_input(i)) node->saved_inputs[i] = SavedTensor(in[i], false);
   }

@@ -1,6 +1,7 @@
 // Tensor handles: metadata, element access, printing, autograd state and creation.
 #include "glia/core/tensor.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <iomanip>
@@ -10,10 +11,16 @@
 #include "glia/autograd/node.h"
 #include "glia/core/random.h"
 #include "glia/ops/functions.h"
+#include "glia/ops/op.h"
 
 namespace glia {
 
 void TensorImpl::refresh_numel() { numel = glia::numel(shape); }
+
+uint64_t next_tensor_id() {
+  static std::atomic<uint64_t> counter{1};
+  return counter.fetch_add(1, std::memory_order_relaxed);
+}
 
 Tensor Tensor::empty(IntList shape, DType dtype, Device device) {
   for (int64_t d : shape) GLIA_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape ", to_string(shape));
@@ -54,6 +61,9 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::data_ptr() const {
   const TensorImpl* t = check();
+  GLIA_CHECK(!t->symbolic, ValueError, "a symbolic tensor (shape ", to_string(t->shape), ", ", name(t->dtype),
+             ") has no data: it is a value of a graph being built or traced, known only when the graph runs; "
+             "inside glia::function, return it instead of reading it");
   char* base = static_cast<char*>(t->storage->data());
   return base ? base + t->offset * static_cast<int64_t>(glia::itemsize(t->dtype)) : nullptr;
 }
@@ -207,6 +217,7 @@ void render(const Tensor& t, int64_t d, int64_t off, bool summarize, const Forma
 
 std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
+  if (is_symbolic()) return "tensor(symbolic, shape=" + to_string(shape()) + ", dtype=" + name(dtype()) + ")";
   Tensor c = device().is_cpu() ? *this : to(Device::cpu());
   bool summarize = c.numel() > 1000;
   Formatter f;
@@ -302,6 +313,7 @@ Tensor Tensor::detach() const {
   const TensorImpl* s = check();
   Tensor t = make_view(s->storage, s->shape, s->strides, s->offset, s->dtype);
   t.impl()->wrapped_number = s->wrapped_number;
+  t.impl()->symbolic = s->symbolic;
   return t;
 }
 
@@ -322,6 +334,7 @@ Tensor finish(Tensor t, const TensorOptions& o) {
 Tensor empty(IntList shape, TensorOptions o) { return finish(Tensor::empty(shape, o.dtype, o.device), o); }
 
 Tensor zeros(IntList shape, TensorOptions o) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   Tensor t = Tensor::empty(shape, o.dtype, o.device);
   t.zero_();
   return finish(t, o);
@@ -330,20 +343,33 @@ Tensor zeros(IntList shape, TensorOptions o) {
 Tensor ones(IntList shape, TensorOptions o) { return full(shape, 1, o); }
 
 Tensor full(IntList shape, const Scalar& value, TensorOptions o) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   Tensor t = Tensor::empty(shape, o.dtype, o.device);
   t.fill_(value);
   return finish(t, o);
 }
 
 Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
+namespace {
+/// A symbolic tensor with unknown dims (a placeholder's batch) gets a filled tensor as a graph op.
+bool needs_graph_fill(const Tensor& t) {
+  if (!t.is_symbolic()) return false;
+  for (int64_t d : t.shape())
+    if (d < 0) return true;
+  return false;
+}
+}  // namespace
+
+Tensor zeros_like(const Tensor& t) { return full_like(t, 0); }
+Tensor ones_like(const Tensor& t) { return full_like(t, 1); }
 Tensor full_like(const Tensor& t, const Scalar& v) {
+  if (needs_graph_fill(t)) return call(define_op("full_like"), {t}, {{"value", v}});
   return full(t.shape(), v, {.dtype = t.dtype(), .device = t.device()});
 }
 
 Tensor scalar_tensor(const Scalar& v, TensorOptions o) { return full(IntList{}, v, o); }
 Tensor scalar_tensor(const Scalar& v) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   // Like PyTorch's wrapped numbers: full precision (float64 / int64), but they never widen
   // a tensor's dtype (see result_type).
   DType dt = v.is_float() ? DType::f64 : v.default_dtype();
@@ -356,6 +382,7 @@ Tensor scalar_tensor(const Scalar& v) {
 Tensor arange(const Scalar& end) { return arange(0, end, 1, {.dtype = end.is_float() ? DType::f32 : DType::i64}); }
 
 Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, TensorOptions o) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   double s = start.to_double(), e = end.to_double(), st = step.to_double();
   GLIA_CHECK(st != 0, ValueError, "arange: step must be nonzero");
   GLIA_CHECK((e - s) * st >= 0, ValueError, "arange: step ", st, " does not lead from ", s, " to ", e);
@@ -372,6 +399,7 @@ Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, Tensor
 }
 
 Tensor linspace(double start, double end, int64_t steps, TensorOptions o) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   GLIA_CHECK(steps >= 0, ValueError, "linspace: steps must be non-negative, got ", steps);
   Tensor t = Tensor::empty({steps}, DType::f64);
   double* p = t.data<double>();
@@ -384,6 +412,7 @@ Tensor linspace(double start, double end, int64_t steps, TensorOptions o) {
 }
 
 Tensor eye(int64_t n, int64_t m, TensorOptions o) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   if (m < 0) m = n;
   GLIA_CHECK(n >= 0, ValueError, "eye: n must be non-negative, got ", n);
   Tensor t = zeros({n, m}, {.dtype = o.dtype});
@@ -394,58 +423,33 @@ Tensor eye(int64_t n, int64_t m, TensorOptions o) {
   return finish(t.to(o.device), o);
 }
 
+// The random functions are ops (src/glia/ops/random.cpp), so that a traced function draws new
+// numbers at every run instead of baking the ones drawn while tracing into the graph.
 Tensor rand(IntList shape, TensorOptions o, double low, double high) {
   check_floating(Tensor::empty(IntList{}, o.dtype), "rand", "dtype");
-  Tensor t = Tensor::empty(shape, DType::f64);
-  int64_t n = t.numel();
-  auto draw = random::reserve(static_cast<uint64_t>((n + 1) / 2));
-  double* p = t.data<double>();
-  for (int64_t i = 0; i < n; ++i) {
-    auto r = random::philox(draw.seed, 0, draw.offset + static_cast<uint64_t>(i / 2));
-    int lane = static_cast<int>(i % 2) * 2;
-    p[i] = low + (high - low) * random::to_unit_double(r[lane], r[lane + 1]);
-  }
-  Tensor out = t.to(o.dtype);
-  if (o.dtype != DType::f64) {  // rounding may reach `high`; keep the interval half-open
-    no_grad g;
-    out = where(out >= high, full_like(out, low), out);
-  }
-  return finish(out.to(o.device), o);
+  GLIA_CHECK(low <= high, ValueError, "rand: expected low <= high, got [", low, ", ", high, ")");
+  Tensor t = call(define_op("random_uniform"), std::span<const Tensor>(),
+                  {{"shape", shape.vec()}, {"dtype", o.dtype}, {"low", low}, {"high", high}});
+  return finish(t.to(o.device), o);
 }
 
 Tensor randn(IntList shape, TensorOptions o, double mean, double std) {
   check_floating(Tensor::empty(IntList{}, o.dtype), "randn", "dtype");
-  Tensor t = Tensor::empty(shape, DType::f64);
-  int64_t n = t.numel();
-  auto draw = random::reserve(static_cast<uint64_t>(n));
-  double* p = t.data<double>();
-  for (int64_t i = 0; i < n; ++i) {
-    auto r = random::philox(draw.seed, 0, draw.offset + static_cast<uint64_t>(i));
-    double u1 = 1.0 - random::to_unit_double(r[0], r[1]);  // (0, 1]
-    double u2 = random::to_unit_double(r[2], r[3]);
-    p[i] = mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-  return finish(t.to(o.dtype).to(o.device), o);
+  Tensor t = call(define_op("random_normal"), std::span<const Tensor>(),
+                  {{"shape", shape.vec()}, {"dtype", o.dtype}, {"mean", mean}, {"std", std}});
+  return finish(t.to(o.device), o);
 }
 
 Tensor randint(int64_t low, int64_t high, IntList shape, TensorOptions o) {
   GLIA_CHECK(high > low, ValueError, "randint: expected low < high, got [", low, ", ", high, ")");
-  Tensor t = Tensor::empty(shape, DType::i64);
-  int64_t n = t.numel();
-  auto draw = random::reserve(static_cast<uint64_t>((n + 1) / 2));
-  int64_t* p = t.data<int64_t>();
-  auto range = static_cast<uint64_t>(high - low);
-  for (int64_t i = 0; i < n; ++i) {
-    auto r = random::philox(draw.seed, 0, draw.offset + static_cast<uint64_t>(i / 2));
-    int lane = static_cast<int>(i % 2) * 2;
-    uint64_t v = (static_cast<uint64_t>(r[lane]) << 32) | r[lane + 1];
-    p[i] = low + static_cast<int64_t>(v % range);
-  }
-  return finish(t.to(o.dtype).to(o.device), o);
+  Tensor t = call(define_op("random_int"), std::span<const Tensor>(),
+                  {{"shape", shape.vec()}, {"dtype", o.dtype}, {"low", low}, {"high", high}});
+  return finish(t.to(o.device), o);
 }
 
 template <class T>
 Tensor tensor(const std::vector<T>& values, const Shape& shape, TensorOptions o) {
+  graph_hook::Suspend eager;  // made now, a constant of any graph being built
   Shape s = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
   GLIA_CHECK(numel(s) == static_cast<int64_t>(values.size()), ShapeError, "tensor: ", values.size(),
              " values do not fill shape ", to_string(s));

@@ -280,7 +280,7 @@ std::vector<Tensor> Model::predict(const std::vector<Tensor>& xs, PredictOptions
   no_grad g;
   for (auto it = ds.begin(); it != ds.end() && (o.steps <= 0 || step < o.steps); ++it, ++step) {
     list.each([&](callbacks::Callback& c) { c.on_predict_batch_begin(step, {}); });
-    auto out = forward(*it, false);
+    auto out = predict_step(*it);
     if (parts.empty()) parts.resize(out.size());
     for (size_t i = 0; i < out.size(); ++i) parts[i].push_back(out[i]);
     list.each([&](callbacks::Callback& c) { c.on_predict_batch_end(step, {}); });

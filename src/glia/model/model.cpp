@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -219,6 +220,10 @@ void Model::compile(CompileOptions o) {
     if (!m.get() && m.name() != "accuracy" && m.name() != "acc") metrics::get(m.name());
   optimizer_ = o.optimizer.get();
   compile_opts_ = std::move(o);
+  train_fn_.reset();
+  test_fn_.reset();
+  predict_fn_.reset();
+  graph_failed_ = false;
   metrics_.clear();
   metrics_resolved_ = false;
   // Pair cross-entropy with a softmax / sigmoid output as logits, as Keras does.
@@ -310,23 +315,119 @@ namespace {
 int64_t batch_size_of(const std::vector<Tensor>& x) { return x.empty() || x[0].dim() == 0 ? 1 : x[0].shape()[0]; }
 }  // namespace
 
+// --- steps: compiled by default, eager with run_eagerly
+
+namespace {
+bool has_regularizers(Model& m) {
+  for (Variable* v : m.weights())
+    if (v->regularizer) return true;
+  return false;
+}
+std::vector<Tensor> values_of(const std::vector<Variable*>& vars) {
+  std::vector<Tensor> out;
+  for (Variable* v : vars) out.push_back(v->value);
+  return out;
+}
+std::vector<Tensor> join(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const Tensor& c = {}) {
+  std::vector<Tensor> out = a;
+  out.insert(out.end(), b.begin(), b.end());
+  if (c.defined()) out.push_back(c);
+  return out;
+}
+}  // namespace
+
+void Model::make_compiled_steps() {
+  size_t n_in = is_functional() ? inputs_.size() : 1;
+  auto split = [n_in](const std::vector<Tensor>& in, size_t n_out) {
+    std::vector<Tensor> x(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(n_in));
+    std::vector<Tensor> y(in.begin() + static_cast<std::ptrdiff_t>(n_in),
+                          in.begin() + static_cast<std::ptrdiff_t>(n_in + n_out));
+    Tensor sw = in.size() > n_in + n_out ? in.back() : Tensor();
+    return std::make_tuple(x, y, sw);
+  };
+  size_t n_out = losses_.size();
+  // Outputs alias the plans' memory: each step's results are read before the next step runs.
+  FunctionOptions fo{.name = name() + ".train_step", .copy_outputs = false};
+  train_fn_ = std::make_unique<Function>(
+      [this, split, n_out](const std::vector<Tensor>& in) {
+        auto [x, y, sw] = split(in, n_out);
+        bool logits = use_logits();
+        std::vector<Tensor> out = forward(x, true, logits);
+        Tensor loss = compute_loss(y, out, sw, logits);
+        if (has_regularizers(*this)) loss = loss + regularization_loss();
+        std::vector<Variable*> vars = trainable_weights();
+        if (!vars.empty()) {
+          std::vector<Tensor> grads = grad({loss}, values_of(vars), {.allow_unused = true});
+          // A non-finite loss skips the update, as the eager step does by checking first.
+          optimizer_->apply_gradients(grads, vars, isfinite(loss));
+        }
+        std::vector<Tensor> r = {loss};
+        r.insert(r.end(), out.begin(), out.end());
+        return r;
+      },
+      fo);
+  fo.name = name() + ".test_step";
+  test_fn_ = std::make_unique<Function>(
+      [this, split, n_out](const std::vector<Tensor>& in) {
+        auto [x, y, sw] = split(in, n_out);
+        bool logits = use_logits();
+        std::vector<Tensor> out = forward(x, false, logits);
+        Tensor loss = compute_loss(y, out, sw, logits);
+        if (has_regularizers(*this)) loss = loss + regularization_loss();
+        std::vector<Tensor> r = {loss};
+        r.insert(r.end(), out.begin(), out.end());
+        return r;
+      },
+      fo);
+  fo.name = name() + ".predict_step";
+  predict_fn_ = std::make_unique<Function>([this](const std::vector<Tensor>& in) { return forward(in, false); }, fo);
+}
+
+bool Model::trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs) {
+  try {
+    f.graph_for(inputs);
+    return true;
+  } catch (const Error& e) {
+    // Code that reads tensor values while tracing, or an optimizer without fused kernels for
+    // these weights, cannot be compiled: run eagerly from now on.
+    std::cerr << "glia: model \"" << name() << "\" runs eagerly: its step could not be compiled (" << e.what() << ")\n";
+    graph_failed_ = true;
+    return false;
+  }
+}
+
 Logs Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sw) {
+  if (use_graph()) {
+    // Weights are made on first use: build them eagerly, outside any graph.
+    if (!built() && !is_functional()) {
+      no_grad g;
+      forward(x, false);
+    }
+    if (!train_fn_) make_compiled_steps();
+    std::vector<Tensor> in = join(x, y, sw);
+    if (trace_or_fall_back(*train_fn_, in)) {
+      optimizer_->begin_step();
+      std::vector<Tensor> r = (*train_fn_)(in);
+      double lv = r[0].item<double>();
+      if (!std::isfinite(lv)) return {{"loss", lv}};  // the graph skipped the update; the caller reports it
+      optimizer_->end_step();
+      loss_tracker_.update(lv, static_cast<double>(batch_size_of(x)));
+      update_metrics(y, std::vector<Tensor>(r.begin() + 1, r.end()), sw, use_logits());
+      return metric_logs();
+    }
+  }
   bool logits = use_logits();
   std::vector<Tensor> out = forward(x, true, logits);
   Tensor loss = compute_loss(y, out, sw, logits);
   std::vector<Variable*> vars = trainable_weights();
-  bool has_reg = false;
-  for (Variable* v : weights()) has_reg = has_reg || v->regularizer != nullptr;
-  if (has_reg) loss = loss + regularization_loss();
+  if (has_regularizers(*this)) loss = loss + regularization_loss();
   double lv = loss.item<double>();
   if (!std::isfinite(lv)) {
     Logs l{{"loss", lv}};
     return l;  // the caller stops training and reports where
   }
   if (!vars.empty()) {
-    std::vector<Tensor> params;
-    for (Variable* v : vars) params.push_back(v->value);
-    std::vector<Tensor> grads = grad({loss}, params, {.allow_unused = true});
+    std::vector<Tensor> grads = grad({loss}, values_of(vars), {.allow_unused = true});
     optimizer_->apply_gradients(grads, vars);
   }
   loss_tracker_.update(lv, static_cast<double>(batch_size_of(x)));
@@ -337,14 +438,35 @@ Logs Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& 
 Logs Model::test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sw) {
   no_grad g;
   bool logits = use_logits();
+  if (use_graph() && (built() || is_functional())) {
+    if (!test_fn_) make_compiled_steps();
+    std::vector<Tensor> in = join(x, y, sw);
+    if (trace_or_fall_back(*test_fn_, in)) {
+      std::vector<Tensor> r = (*test_fn_)(in);
+      loss_tracker_.update(r[0].item<double>(), static_cast<double>(batch_size_of(x)));
+      update_metrics(y, std::vector<Tensor>(r.begin() + 1, r.end()), sw, logits);
+      return metric_logs();
+    }
+  }
   std::vector<Tensor> out = forward(x, false, logits);
   Tensor loss = compute_loss(y, out, sw, logits);
-  bool has_reg = false;
-  for (Variable* v : weights()) has_reg = has_reg || v->regularizer != nullptr;
-  if (has_reg) loss = loss + regularization_loss();
+  if (has_regularizers(*this)) loss = loss + regularization_loss();
   loss_tracker_.update(loss.item<double>(), static_cast<double>(batch_size_of(x)));
   update_metrics(y, out, sw, logits);
   return metric_logs();
+}
+
+std::vector<Tensor> Model::predict_step(const std::vector<Tensor>& x) {
+  no_grad g;
+  if (compiled() && use_graph() && (built() || is_functional())) {
+    if (!predict_fn_) make_compiled_steps();
+    if (trace_or_fall_back(*predict_fn_, x)) {
+      std::vector<Tensor> r = (*predict_fn_)(x);
+      for (auto& t : r) t = t.clone();  // predict keeps every batch's result
+      return r;
+    }
+  }
+  return forward(x, false);
 }
 
 Logs Model::train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {

@@ -72,6 +72,14 @@ OpDef& OpDef::non_differentiable() {
   differentiable_ = false;
   return *this;
 }
+OpDef& OpDef::mutating() {
+  mutating_ = true;
+  return *this;
+}
+OpDef& OpDef::random() {
+  random_ = true;
+  return *this;
+}
 OpDef& OpDef::doc(std::string d) {
   doc_ = std::move(d);
   return *this;
@@ -194,10 +202,26 @@ void check_inputs(const OpDef& op, std::span<const Tensor> in) {
 
 }  // namespace
 
+namespace graph_hook {
+namespace {
+RecordFn g_record = nullptr;
+thread_local void* t_current = nullptr;
+}  // namespace
+void install(RecordFn f) { g_record = f; }
+void* current() { return t_current; }
+void set_current(void* graph) { t_current = graph; }
+TensorList record(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs, bool inplace) {
+  GLIA_CHECK(g_record != nullptr, InternalError, op.name(), ": a symbolic input, but no graph layer is installed");
+  return g_record(op, inputs, attrs, inplace);
+}
+}  // namespace graph_hook
+
 TensorList dispatch(const OpDef& op, std::span<const Tensor> in, Attrs attrs) {
   check_inputs(op, in);
   TensorList out;
-  if (op.is_view()) {
+  if (graph_hook::intercepts(in)) [[unlikely]] {
+    out = graph_hook::record(op, in, attrs, false);
+  } else if (op.is_view()) {
     out.push_back(op.view_fn()(in[0], attrs));
   } else {
     InferContext ic(op, in, attrs);
@@ -227,7 +251,7 @@ void dispatch_inplace(const OpDef& op, const Tensor& self, std::span<const Tenso
   in.push_back(self);
   for (const Tensor& t : others) {
     // An input that overlaps self with another layout would be read after being written.
-    if (t.storage() == self.storage() && (t.strides() != self.strides() || t.offset() != self.offset()))
+    if (t.storage() && t.storage() == self.storage() && (t.strides() != self.strides() || t.offset() != self.offset()))
       in.push_back(t.clone());
     else
       in.push_back(t);
@@ -240,6 +264,15 @@ void dispatch_inplace(const OpDef& op, const Tensor& self, std::span<const Tenso
                  "_: in-place operation on a tensor that takes part in autograd; use the out-of-place form, "
                  "or run it under glia::no_grad");
   }
+  if (graph_hook::intercepts(ins)) [[unlikely]] {
+    graph_hook::record(op, ins, attrs, true);
+    return;
+  }
+  run_inplace(op, ins, attrs);
+}
+
+void run_inplace(const OpDef& op, std::span<const Tensor> ins, const Attrs& attrs) {
+  const Tensor& self = ins[0];
   InferContext ic(op, ins, attrs);
   op.infer_fn()(ic);
   const TensorSpec& spec = ic.outputs()[0];

@@ -37,18 +37,18 @@ InferFn float_unary_infer() {
 // --- arithmetic
 
 GLIA_OP(add).inputs({"a", "b"}).infer(binary_infer()).save_inputs({}).grad([](GradContext& c) {
-  return grads{sum_to(c.grad_out(), c.input_shape(0)), sum_to(c.grad_out(), c.input_shape(1))};
+  return grads{c.sum_to_input(c.grad_out(), 0), c.sum_to_input(c.grad_out(), 1)};
 });
 
 GLIA_OP(sub).inputs({"a", "b"}).infer(binary_infer()).save_inputs({}).grad([](GradContext& c) {
-  return grads{sum_to(c.grad_out(), c.input_shape(0)), sum_to(neg(c.grad_out()), c.input_shape(1))};
+  return grads{c.sum_to_input(c.grad_out(), 0), c.sum_to_input(neg(c.grad_out()), 1)};
 });
 
 GLIA_OP(mul).inputs({"a", "b"}).infer(binary_infer()).grad([](GradContext& c) {
   const Tensor& g = c.grad_out();
   Tensor ga, gb;
-  if (c.needs_grad(0)) ga = sum_to(g * c.input(1), c.input_shape(0));
-  if (c.needs_grad(1)) gb = sum_to(g * c.input(0), c.input_shape(1));
+  if (c.needs_grad(0)) ga = c.sum_to_input(g * c.input(1), 0);
+  if (c.needs_grad(1)) gb = c.sum_to_input(g * c.input(0), 1);
   return grads{ga, gb};
 });
 
@@ -56,8 +56,8 @@ GLIA_OP(div).inputs({"a", "b"}).infer(binary_infer(true)).grad([](GradContext& c
   const Tensor& g = c.grad_out();
   Tensor b = c.input(1);
   Tensor ga, gb;
-  if (c.needs_grad(0)) ga = sum_to(g / b, c.input_shape(0));
-  if (c.needs_grad(1)) gb = sum_to(neg(g) * c.input(0) / (b * b), c.input_shape(1));
+  if (c.needs_grad(0)) ga = c.sum_to_input(g / b, 0);
+  if (c.needs_grad(1)) gb = c.sum_to_input(neg(g) * c.input(0) / (b * b), 1);
   return grads{ga, gb};
 });
 
@@ -65,11 +65,11 @@ GLIA_OP(pow).inputs({"a", "b"}).infer(binary_infer()).save_outputs({0}).grad([](
   const Tensor& g = c.grad_out();
   Tensor a = c.input(0), b = c.input(1);
   Tensor ga, gb;
-  if (c.needs_grad(0)) ga = sum_to(g * b * pow(a, b - 1), c.input_shape(0));
+  if (c.needs_grad(0)) ga = c.sum_to_input(g * b * pow(a, b - 1), 0);
   if (c.needs_grad(1)) {
     // d/db a^b = a^b log a; defined as 0 where a == 0 (as PyTorch).
     Tensor y = c.output(0);
-    gb = sum_to(where(a == 0, num(0.0), g * y * log(a)), c.input_shape(1));
+    gb = c.sum_to_input(where(a == 0, num(0.0), g * y * log(a)), 1);
   }
   return grads{ga, gb};
 });
@@ -85,16 +85,16 @@ GLIA_OP(maximum).inputs({"a", "b"}).infer(binary_infer()).grad([](GradContext& c
   const Tensor& g = c.grad_out();
   Tensor a = c.input(0), b = c.input(1);
   Tensor half = g * 0.5;
-  return grads{sum_to(where(a > b, g, where(a == b, half, num(0.0))), c.input_shape(0)),
-               sum_to(where(b > a, g, where(a == b, half, num(0.0))), c.input_shape(1))};
+  return grads{c.sum_to_input(where(a > b, g, where(a == b, half, num(0.0))), 0),
+               c.sum_to_input(where(b > a, g, where(a == b, half, num(0.0))), 1)};
 });
 
 GLIA_OP(minimum).inputs({"a", "b"}).infer(binary_infer()).grad([](GradContext& c) {
   const Tensor& g = c.grad_out();
   Tensor a = c.input(0), b = c.input(1);
   Tensor half = g * 0.5;
-  return grads{sum_to(where(a < b, g, where(a == b, half, num(0.0))), c.input_shape(0)),
-               sum_to(where(b < a, g, where(a == b, half, num(0.0))), c.input_shape(1))};
+  return grads{c.sum_to_input(where(a < b, g, where(a == b, half, num(0.0))), 0),
+               c.sum_to_input(where(b < a, g, where(a == b, half, num(0.0))), 1)};
 });
 
 GLIA_OP(neg).inputs({"x"}).infer(same_as_input(0)).save_inputs({}).grad([](GradContext& c) {
@@ -156,8 +156,8 @@ GLIA_OP(where)
       Tensor cond = c.input(0);
       const Tensor& g = c.grad_out();
       Tensor ga, gb;
-      if (c.needs_grad(1)) ga = sum_to(where(cond, g, num(0.0)), c.input_shape(1));
-      if (c.needs_grad(2)) gb = sum_to(where(cond, num(0.0), g), c.input_shape(2));
+      if (c.needs_grad(1)) ga = c.sum_to_input(where(cond, g, num(0.0)), 1);
+      if (c.needs_grad(2)) gb = c.sum_to_input(where(cond, num(0.0), g), 2);
       return grads{Tensor(), ga, gb};
     });
 
@@ -273,6 +273,9 @@ GLIA_OP(copy).inputs({"self", "src"}).non_differentiable().infer([](InferContext
   c.set_output(c.shape(0), c.dtype(0));
 });
 GLIA_OP(fill).inputs({"self"}).non_differentiable().infer(same_as_input(0));
+// A tensor like x filled with `value` (x's values are not read): for graphs whose shapes are
+// known only when they run.
+GLIA_OP(full_like).inputs({"x"}).non_differentiable().infer(same_as_input(0));
 
 // --- public functions
 
@@ -446,9 +449,13 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
                "copy_: in-place copy into a tensor that requires grad; run it under glia::no_grad");
   // copy_ converts dtypes freely, so it does not go through the promotion check.
   Tensor s = src;
-  if (s.storage() == storage() && (s.strides() != strides() || s.offset() != offset())) s = src.clone();
+  if (s.storage() && s.storage() == storage() && (s.strides() != strides() || s.offset() != offset())) s = src.clone();
   Tensor self = *this;
   Tensor ins[2] = {self, s};
+  if (graph_hook::intercepts(ins)) [[unlikely]] {
+    graph_hook::record(op_copy, ins, Attrs{}, true);
+    return *this;
+  }
   InferContext ic(op_copy, ins, Attrs{});
   op_copy.infer_fn()(ic);
   const KernelFn* k = op_copy.kernel_for(device().type);

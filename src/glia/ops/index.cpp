@@ -125,6 +125,7 @@ GLIA_OP(one_hot).inputs({"labels"}).non_differentiable().infer([](InferContext& 
 // Outputs: the result and the keep-mask (bool), which the gradient reads.
 GLIA_OP(dropout)
     .inputs({"x"})
+    .random()
     .num_outputs(2)
     .infer([](InferContext& c) {
       check_floating(c.input(0), "dropout");

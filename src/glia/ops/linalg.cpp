@@ -29,8 +29,8 @@ GLIA_OP(matmul)
     .grad([](GradContext& c) {
       const Tensor& g = c.grad_out();
       Tensor ga, gb;
-      if (c.needs_grad(0)) ga = sum_to(matmul(g, c.input(1).transpose(-1, -2)), c.input_shape(0));
-      if (c.needs_grad(1)) gb = sum_to(matmul(c.input(0).transpose(-1, -2), g), c.input_shape(1));
+      if (c.needs_grad(0)) ga = c.sum_to_input(matmul(g, c.input(1).transpose(-1, -2)), 0);
+      if (c.needs_grad(1)) gb = c.sum_to_input(matmul(c.input(0).transpose(-1, -2), g), 1);
       return grads{ga, gb};
     });
 

@@ -90,8 +90,8 @@ GLIA_OP(batch_norm_apply)
       const Tensor& g = c.grad_out();
       Tensor dx, dscale, dshift;
       if (c.needs_grad(0)) dx = g * c.input(1);
-      if (c.needs_grad(1)) dscale = sum_to(g * c.input(0), c.input_shape(1));
-      if (c.needs_grad(2)) dshift = sum_to(g, c.input_shape(2));
+      if (c.needs_grad(1)) dscale = c.sum_to_input(g * c.input(0), 1);
+      if (c.needs_grad(2)) dshift = c.sum_to_input(g, 2);
       return grads{dx, dscale, dshift};
     });
 

@@ -50,7 +50,7 @@ InferFn reduce_infer(bool int_to_i64, bool float_only = false) {
 Tensor expand_back(const Tensor& g, const GradContext& c) {
   const auto& dims = c.attr<std::vector<int64_t>>("dims");
   Shape keep = reduced_shape(c.input_shape(0), dims, true);
-  return expand(reshape(g, keep), c.input_shape(0));
+  return c.expand_to_input(reshape(g, keep), 0);
 }
 
 Attrs rattrs(const std::vector<int64_t>& dims, bool keepdim) { return {{"dims", dims}, {"keepdim", keepdim}}; }
@@ -152,6 +152,27 @@ GLIA_OP(var).inputs({"x"}).infer(reduce_infer(false, true)).grad([](GradContext&
   return grads{expand_back(c.grad_out(), c) * (x - m) * (2.0 / static_cast<double>(n))};
 });
 
+// --- shapes known only when a graph runs (a placeholder's -1 batch)
+
+// x summed down to the shape of `like` (whose values are not read).
+GLIA_OP(sum_to_like)
+    .inputs({"x", "like"})
+    .infer([](InferContext& c) { c.set_output(c.shape(1), c.dtype(0)); })
+    .grad([](GradContext& c) {
+      return grads{call(define_op("expand_like"), {c.grad_out(), c.input(0).detach()}), Tensor()};
+    });
+// x broadcast to the shape of `like`.
+GLIA_OP(expand_like)
+    .inputs({"x", "like"})
+    .infer([](InferContext& c) { c.set_output(c.shape(1), c.dtype(0)); })
+    .grad([](GradContext& c) {
+      return grads{call(op_sum_to_like, {c.grad_out(), c.input(0).detach()}), Tensor()};
+    });
+// The number of elements of x over dims, as a 0-d tensor of x's dtype.
+GLIA_OP(count_like).inputs({"x"}).non_differentiable().infer([](InferContext& c) {
+  c.set_output(Shape{}, c.dtype(0));
+});
+
 // --- public functions
 
 Tensor sum(const Tensor& x, IntList dims, bool keepdim) {
@@ -161,6 +182,9 @@ Tensor sum(const Tensor& x, IntList dims, bool keepdim) {
 Tensor mean(const Tensor& x, IntList dims, bool keepdim) {
   check_floating(x, "mean");
   auto d = norm_dims(dims, x.dim(), "mean");
+  for (int64_t i : d)
+    if (x.shape()[static_cast<size_t>(i)] < 0)  // a graph's runtime dim: count when it runs
+      return sum(x, dims, keepdim) / call(op_count_like, {x.detach()}, {{"dims", d}});
   auto n = static_cast<double>(count(x.shape(), d));
   if (x.dtype() == DType::bf16 || x.dtype() == DType::f16) {  // sum and divide in float32, as PyTorch
     Attrs a = rattrs(d, keepdim);

@@ -42,7 +42,7 @@ Shape infer_size(IntList req, int64_t numel, const char* op, IntList from) {
 /// Strides for viewing (shape, strides) as new_shape without a copy, if possible (PyTorch's computeStride).
 bool view_strides(IntList shape, IntList strides, IntList new_shape, Shape& out) {
   out = Shape(new_shape.size());
-  if (numel(shape) == 0) {
+  if (numel(shape) == 0 || shape.empty()) {  // no elements, or one (a 0-d tensor): any layout views it
     out = contiguous_strides(new_shape);
     return true;
   }
@@ -89,7 +89,7 @@ GLIA_OP(reshape)
       return alias_view(c, s, contiguous_strides(s), 0);
     })
     .save_inputs({})
-    .grad([](GradContext& c) { return grads{reshape(c.grad_out(), c.input_shape(0))}; });
+    .grad([](GradContext& c) { return grads{c.reshape_to_input(c.grad_out(), 0)}; });
 
 GLIA_OP(view)
     .inputs({"x"})
@@ -103,7 +103,7 @@ GLIA_OP(view)
       return alias_view(x, s, st, x.offset());
     })
     .save_inputs({})
-    .grad([](GradContext& c) { return grads{reshape(c.grad_out(), c.input_shape(0))}; });
+    .grad([](GradContext& c) { return grads{c.reshape_to_input(c.grad_out(), 0)}; });
 
 GLIA_OP(permute)
     .inputs({"x"})
@@ -136,7 +136,7 @@ GLIA_OP(slice)
     })
     .save_inputs({})
     .grad([](GradContext& c) {
-      Tensor out = zeros(c.input_shape(0), {.dtype = c.grad_out().dtype(), .device = c.grad_out().device()});
+      Tensor out = c.zeros_like_input(0, c.grad_out().dtype());
       // The adjoint of slicing: the gradient placed into zeros. Differentiable through slice_scatter.
       return grads{call(define_op("slice_scatter"), {out, c.grad_out()}, Attrs(c.attrs()))};
     });
@@ -176,7 +176,7 @@ GLIA_OP(expand)
       return alias_view(x, s, st, x.offset());
     })
     .save_inputs({})
-    .grad([](GradContext& c) { return grads{sum_to(c.grad_out(), c.input_shape(0))}; });
+    .grad([](GradContext& c) { return grads{c.sum_to_input(c.grad_out(), 0)}; });
 
 Tensor reshape(const Tensor& x, IntList shape) {
   if (x.shape() == Shape(shape.begin(), shape.end())) return x;

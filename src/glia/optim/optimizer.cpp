@@ -32,10 +32,11 @@ InferFn update_infer(size_t min_slots, size_t max_slots) {
   return [=](InferContext& c) {
     const Tensor& p = c.input(0);
     check_floating(p, c.name(), "parameter");
-    size_t slots = c.num_inputs() - 2;
+    size_t extra = (c.attrs().has("step_state") ? 1 : 0) + (c.attrs().has("guard") ? 1 : 0);
+    size_t slots = c.num_inputs() - 2 - extra;
     GLIA_CHECK(slots >= min_slots && slots <= max_slots, InternalError, c.name(), ": expected ", min_slots, " to ",
                max_slots, " slots, got ", slots);
-    for (size_t i = 1; i < c.num_inputs(); ++i) {
+    for (size_t i = 1; i < c.num_inputs() - extra; ++i) {
       GLIA_CHECK(c.shape(i) == p.shape(), ShapeError, c.name(), ": ", i == 1 ? "gradient" : "slot", " of shape ",
                  to_string(c.shape(i)), " for a parameter of shape ", to_string(p.shape()));
       GLIA_CHECK(c.dtype(i) == p.dtype(), DTypeError, c.name(), ": ", i == 1 ? "gradient" : "slot", " of dtype ",
@@ -47,20 +48,32 @@ InferFn update_infer(size_t min_slots, size_t max_slots) {
 }  // namespace
 
 // slots: [momentum] (present when attr momentum > 0); bool attr nesterov.
-GLIA_OP(optim_sgd_update).inputs({"param", "grad", "slots"}).variadic().non_differentiable().infer(update_infer(0, 1));
+GLIA_OP(optim_sgd_update)
+    .inputs({"param", "grad", "slots"})
+    .variadic()
+    .mutating()
+    .non_differentiable()
+    .infer(update_infer(0, 1));
 // slots: momentum, velocity, [velocity_hat] (amsgrad); attrs beta_1, beta_2, epsilon.
-GLIA_OP(optim_adam_update).inputs({"param", "grad", "slots"}).variadic().non_differentiable().infer(update_infer(2, 3));
+GLIA_OP(optim_adam_update)
+    .inputs({"param", "grad", "slots"})
+    .variadic()
+    .mutating()
+    .non_differentiable()
+    .infer(update_infer(2, 3));
 // slots: velocity, [momentum] (attr momentum > 0), [average_gradient] (bool attr centered);
 // attrs rho, epsilon.
 GLIA_OP(optim_rmsprop_update)
     .inputs({"param", "grad", "slots"})
     .variadic()
+    .mutating()
     .non_differentiable()
     .infer(update_infer(1, 3));
 // slots: accumulator; attr epsilon.
 GLIA_OP(optim_adagrad_update)
     .inputs({"param", "grad", "slots"})
     .variadic()
+    .mutating()
     .non_differentiable()
     .infer(update_infer(1, 1));
 
@@ -94,6 +107,8 @@ OptimizerOptions with_weight_decay(OptimizerOptions o, double wd) {
 // --- Optimizer
 
 Optimizer::Optimizer(const char* cls, LearningRate lr, OptimizerOptions o) : opts_(std::move(o)), lr_(std::move(lr)) {
+  // Made now, before any graph is traced, so that compiled steps read it as state (by reference).
+  step_state_ = zeros({2}, {.dtype = DType::f64});
   if (lr_.schedule() == nullptr) check_nonneg(lr_.value(), cls, "learning_rate");
   check_nonneg(opts_.weight_decay, cls, "weight_decay");
   check_nonneg(opts_.clipnorm, cls, "clipnorm");
@@ -129,6 +144,18 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   step_all(grads, params, fn.c_str());
 }
 
+void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable*>& vars,
+                                const Tensor& apply_if) {
+  GLIA_CHECK(!apply_if.defined() || (apply_if.dtype() == DType::b8 && apply_if.numel() == 1), ValueError, class_name(),
+             ".apply_gradients: apply_if must be a bool tensor of one element");
+  guard_ = apply_if;
+  struct Reset {
+    Tensor& g;
+    ~Reset() { g = Tensor(); }
+  } reset{guard_};
+  apply_gradients(grads, vars);
+}
+
 void Optimizer::apply(const std::vector<Tensor>& grads, const std::vector<Tensor>& params) {
   std::string fn = class_name() + ".apply";
   step_all(grads, params, fn.c_str());
@@ -159,10 +186,37 @@ void Optimizer::step_all(const std::vector<Tensor>& grads, const std::vector<Ten
   GLIA_CHECK(any, ValueError, fn, ": no gradients provided for any variable (all ", params.size(), " are undefined)");
 
   no_grad guard;
+  // While a graph is traced, the update is recorded; the caller runs begin_step / end_step around
+  // each run of the graph (see optimizer.h), so the rate and count are read at run time.
+  bool tracing = graph_hook::intercepts(std::span<const Tensor>(grads.data(), grads.size()));
+  if (tracing) {
+    GLIA_CHECK(can_run_in_graph(params), ValueError, fn,
+               ": this optimizer runs its update as tensor ops here (option fused off, or a dtype or device without "
+               "a fused kernel), which cannot be recorded into a compiled step; compile the model with "
+               "run_eagerly = true");
+  } else {
+    begin_step();
+  }
   double lr = learning_rate();
   std::vector<double> scale(params.size(), 1.0);
-  auto norm_sq = [](const Tensor& g) { return sum(square(g)).item<double>(); };
-  if (opts_.clipnorm > 0) {
+  std::vector<Tensor> g_in = grads;
+  if (tracing && (opts_.clipnorm > 0 || opts_.global_clipnorm > 0)) {
+    // The norms are known only when the graph runs: scale the gradients with tensor ops.
+    auto norm = [](const Tensor& g) { return sqrt(sum(square(g.to(DType::f32)))); };
+    if (opts_.clipnorm > 0) {
+      for (auto& g : g_in)
+        if (g.defined()) g = g * (opts_.clipnorm / maximum(norm(g), scalar_tensor(opts_.clipnorm)));
+    } else {
+      Tensor total;
+      for (auto& g : g_in)
+        if (g.defined()) total = total.defined() ? total + square(norm(g)) : square(norm(g));
+      total = sqrt(total);
+      Tensor s = where(total > opts_.global_clipnorm, opts_.global_clipnorm / total, ones_like(total));
+      for (auto& g : g_in)
+        if (g.defined()) g = g * s;
+    }
+  } else if (opts_.clipnorm > 0) {
+    auto norm_sq = [](const Tensor& g) { return sum(square(g)).item<double>(); };
     // g * clipnorm / max(|g|, clipnorm), as Keras (a NaN norm gives NaN).
     for (size_t i = 0; i < params.size(); ++i) {
       if (!grads[i].defined()) continue;
@@ -170,6 +224,7 @@ void Optimizer::step_all(const std::vector<Tensor>& grads, const std::vector<Ten
       scale[i] = std::isnan(n) ? n : opts_.clipnorm / std::max(n, opts_.clipnorm);
     }
   } else if (opts_.global_clipnorm > 0) {
+    auto norm_sq = [](const Tensor& g) { return sum(square(g)).item<double>(); };
     double total = 0;
     for (const Tensor& g : grads)
       if (g.defined()) total += norm_sq(g);
@@ -181,13 +236,29 @@ void Optimizer::step_all(const std::vector<Tensor>& grads, const std::vector<Ten
     std::fill(scale.begin(), scale.end(), s);
   }
   for (size_t i = 0; i < params.size(); ++i) {
-    if (!grads[i].defined()) continue;
+    if (!g_in[i].defined()) continue;
     const Tensor& p = params[i];
-    Tensor g = grads[i].dtype() == p.dtype() ? grads[i] : grads[i].to(p.dtype());
+    Tensor g = g_in[i].dtype() == p.dtype() ? g_in[i] : g_in[i].to(p.dtype());
     StepContext c{lr, iterations_, scale[i], opts_.clipvalue, opts_.weight_decay};
     update(p, g, i, c);
   }
-  ++iterations_;
+  if (!tracing) end_step();
+}
+
+void Optimizer::begin_step() {
+  graph_hook::Suspend eager;
+  if (!step_state_.defined()) step_state_ = zeros({2}, {.dtype = DType::f64});
+  double* s = step_state_.data<double>();
+  s[0] = learning_rate();
+  s[1] = static_cast<double>(iterations_);
+}
+
+void Optimizer::end_step() { ++iterations_; }
+
+bool Optimizer::can_run_in_graph(const std::vector<Tensor>& params) const {
+  for (const Tensor& p : params)
+    if (!use_fused(fused_op(), p)) return false;
+  return true;
 }
 
 Tensor& Optimizer::slot(const std::string& name, size_t index, const Tensor& like, double init) {
@@ -220,17 +291,24 @@ void Optimizer::run_fused(const OpDef& op, const Tensor& param, const Tensor& gr
   in.push_back(param);
   in.push_back(grad);
   for (const Tensor& s : slots) in.push_back(s);
+  // The step's rate and count come from the step-state tensor (an input, so that a compiled
+  // graph reads them at run time); the attrs keep the values of this call for reference.
+  in.push_back(step_state_);
+  if (guard_.defined()) in.push_back(guard_);
   Attrs attrs{{"lr", c.lr},
               {"step", c.step},
               {"weight_decay", c.weight_decay},
               {"grad_scale", c.grad_scale},
-              {"clipvalue", c.clipvalue}};
+              {"clipvalue", c.clipvalue},
+              {"step_state", true}};
+  if (guard_.defined()) attrs.set("guard", true);
   for (auto& [k, v] : hyper) attrs.set(k, v);
   for (auto& [k, v] : flags) attrs.set(k, v);
   dispatch(op, std::span<const Tensor>(in.data(), in.size()), std::move(attrs));
   // The kernel wrote in place: saved copies of these tensors in a tape are now stale.
-  param.storage()->bump_version();
-  for (const Tensor& s : slots) s.storage()->bump_version();
+  if (param.storage()) param.storage()->bump_version();
+  for (const Tensor& s : slots)
+    if (s.storage()) s.storage()->bump_version();
 }
 
 Tensor Optimizer::prepare(const Tensor& param, const Tensor& grad, const StepContext& c) const {
@@ -347,6 +425,8 @@ void SGD::update(const Tensor& p, const Tensor& g, size_t i, const StepContext& 
     p.add_(m);
 }
 
+const OpDef& SGD::fused_op() const { return op_optim_sgd_update; }
+
 Config SGD::config() const {
   Config c = Optimizer::config();
   c["momentum"] = s_.momentum;
@@ -388,6 +468,8 @@ void Adam::update(const Tensor& p, const Tensor& g, size_t i, const StepContext&
   }
   p.sub_(m * alpha / (sqrt(denom) + a_.epsilon));
 }
+
+const OpDef& Adam::fused_op() const { return op_optim_adam_update; }
 
 Config Adam::config() const {
   Config c = Optimizer::config();
@@ -448,6 +530,8 @@ void RMSprop::update(const Tensor& p, const Tensor& g, size_t i, const StepConte
   }
 }
 
+const OpDef& RMSprop::fused_op() const { return op_optim_rmsprop_update; }
+
 Config RMSprop::config() const {
   Config c = Optimizer::config();
   c["rho"] = r_.rho;
@@ -475,6 +559,8 @@ void Adagrad::update(const Tensor& p, const Tensor& g, size_t i, const StepConte
   acc.add_(gg * gg);
   p.sub_(gg * c.lr / sqrt(acc + a_.epsilon));
 }
+
+const OpDef& Adagrad::fused_op() const { return op_optim_adagrad_update; }
 
 Config Adagrad::config() const {
   Config c = Optimizer::config();

@@ -2,7 +2,9 @@
 // backward-weights primitives on NHWC activations; the Keras weight layout is
 // described to oneDNN with explicit strides and reordered to the format the
 // primitive prefers. Primitives are built once per geometry and cached.
-// float64 (gradient checks) uses direct loops; 16-bit floats compute in float32.
+// float64 (gradient checks) uses direct loops; 16-bit floats compute in float32. Scratchpads
+// and reordered weights live in per-thread scratch buffers, so a warm kernel allocates nothing.
+// conv2d_fused (made by graph fusion) is the forward with a ReLU post-op.
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -11,6 +13,7 @@
 #include <unordered_map>
 
 #include "glia/backends/cpu/kernel_utils.h"
+#include "glia/backends/cpu/onednn.h"
 
 namespace glia::cpu {
 namespace {
@@ -35,15 +38,8 @@ Geom make_geom(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
 
 // --- oneDNN (float32)
 
-dn::engine& engine() {
-  static dn::engine e(dn::engine::kind::cpu, 0);
-  return e;
-}
-
-dn::stream& stream() {
-  static dn::stream s(engine());
-  return s;
-}
+dn::engine& engine() { return onednn::engine(); }
+dn::stream& stream() { return onednn::stream(); }
 
 enum class Kind { Fwd, FwdBias, BwdData, BwdWeights };
 
@@ -97,11 +93,12 @@ dn::primitive_attr user_scratchpad() {
 
 dn::convolution_forward::primitive_desc forward_pd(const Descs& d, bool bias, dn::prop_kind pk) {
   auto algo = dn::algorithm::convolution_direct;
+  dn::primitive_attr attr = user_scratchpad();
   auto desc = bias ? dn::convolution_forward::desc(pk, algo, d.src, d.any_weights, d.bias, d.dst, d.strides, d.dilates,
                                                    d.pad_l, d.pad_r)
                    : dn::convolution_forward::desc(pk, algo, d.src, d.any_weights, d.dst, d.strides, d.dilates, d.pad_l,
                                                    d.pad_r);
-  return dn::convolution_forward::primitive_desc(desc, user_scratchpad(), engine());
+  return dn::convolution_forward::primitive_desc(desc, attr, engine());
 }
 
 std::shared_ptr<Prim> build(Kind kind, const Geom& g) {
@@ -162,14 +159,15 @@ std::shared_ptr<Prim> get_prim(Kind kind, const Geom& g) {
   return slot->ok ? slot : nullptr;
 }
 
-/// Scratch bytes from the caching allocator.
-Tensor bytes(size_t n) { return Tensor::empty({static_cast<int64_t>(std::max<size_t>(n, 1))}, DType::u8); }
+// Scratch slots: the primitive's scratchpad and the weights in the primitive's format.
+constexpr int kScratchpadSlot = 0, kWeightsSlot = 1;
 
 void* ptr(const Tensor& t) { return t.data_ptr(); }
 
-dn::memory scratch_mem(const Prim& p, const Tensor& buf) {
+dn::memory scratch_mem(const Prim& p) {
   int64_t n = static_cast<int64_t>(std::max<size_t>(p.scratchpad, 1));
-  return dn::memory(dn::memory::desc({n}, dn::memory::data_type::u8, tag::a), engine(), ptr(buf));
+  return dn::memory(dn::memory::desc({n}, dn::memory::data_type::u8, tag::a), engine(),
+                    scratch(kScratchpadSlot, static_cast<size_t>(n)));
 }
 
 /// y = conv(x, w) (+ b); all float32, x and w contiguous.
@@ -177,18 +175,16 @@ bool conv_fwd_f32(const Geom& g, const Tensor& x, const Tensor& w, const Tensor*
   auto p = get_prim(b ? Kind::FwdBias : Kind::Fwd, g);
   if (!p) return false;
   Descs d = make_descs(g);
-  Tensor scratch = bytes(p->scratchpad), wbuf;
   dn::memory wmem(p->keras, engine(), ptr(w));
   if (p->reorder) {
-    wbuf = bytes(p->weights.get_size());
-    dn::memory wp(p->weights, engine(), ptr(wbuf));
+    dn::memory wp(p->weights, engine(), scratch(kWeightsSlot, p->weights.get_size()));
     p->to_prim.execute(stream(), wmem, wp);
     wmem = wp;
   }
   std::unordered_map<int, dn::memory> args{{DNNL_ARG_SRC, dn::memory(d.src, engine(), ptr(x))},
                                            {DNNL_ARG_WEIGHTS, wmem},
                                            {DNNL_ARG_DST, dn::memory(d.dst, engine(), ptr(y))},
-                                           {DNNL_ARG_SCRATCHPAD, scratch_mem(*p, scratch)}};
+                                           {DNNL_ARG_SCRATCHPAD, scratch_mem(*p)}};
   if (b) args.insert({DNNL_ARG_BIAS, dn::memory(d.bias, engine(), ptr(*b))});
   p->prim.execute(stream(), args);
   stream().wait();
@@ -200,18 +196,16 @@ bool conv_bwd_data_f32(const Geom& g, const Tensor& gy, const Tensor& w, const T
   auto p = get_prim(Kind::BwdData, g);
   if (!p) return false;
   Descs d = make_descs(g);
-  Tensor scratch = bytes(p->scratchpad), wbuf;
   dn::memory wmem(p->keras, engine(), ptr(w));
   if (p->reorder) {
-    wbuf = bytes(p->weights.get_size());
-    dn::memory wp(p->weights, engine(), ptr(wbuf));
+    dn::memory wp(p->weights, engine(), scratch(kWeightsSlot, p->weights.get_size()));
     p->to_prim.execute(stream(), wmem, wp);
     wmem = wp;
   }
   p->prim.execute(stream(), {{DNNL_ARG_DIFF_DST, dn::memory(d.dst, engine(), ptr(gy))},
                              {DNNL_ARG_WEIGHTS, wmem},
                              {DNNL_ARG_DIFF_SRC, dn::memory(d.src, engine(), ptr(gx))},
-                             {DNNL_ARG_SCRATCHPAD, scratch_mem(*p, scratch)}});
+                             {DNNL_ARG_SCRATCHPAD, scratch_mem(*p)}});
   stream().wait();
   return true;
 }
@@ -221,17 +215,13 @@ bool conv_bwd_weights_f32(const Geom& g, const Tensor& x, const Tensor& gy, cons
   auto p = get_prim(Kind::BwdWeights, g);
   if (!p) return false;
   Descs d = make_descs(g);
-  Tensor scratch = bytes(p->scratchpad), wbuf;
   dn::memory keras(p->keras, engine(), ptr(gw));
   dn::memory wmem = keras;
-  if (p->reorder) {
-    wbuf = bytes(p->weights.get_size());
-    wmem = dn::memory(p->weights, engine(), ptr(wbuf));
-  }
+  if (p->reorder) wmem = dn::memory(p->weights, engine(), scratch(kWeightsSlot, p->weights.get_size()));
   p->prim.execute(stream(), {{DNNL_ARG_SRC, dn::memory(d.src, engine(), ptr(x))},
                              {DNNL_ARG_DIFF_DST, dn::memory(d.dst, engine(), ptr(gy))},
                              {DNNL_ARG_DIFF_WEIGHTS, wmem},
-                             {DNNL_ARG_SCRATCHPAD, scratch_mem(*p, scratch)}});
+                             {DNNL_ARG_SCRATCHPAD, scratch_mem(*p)}});
   if (p->reorder) p->to_keras.execute(stream(), wmem, keras);
   stream().wait();
   return true;
@@ -373,9 +363,20 @@ void as_f32(const Tensor& out, std::initializer_list<Tensor> in, F f) {
   cast_copy(tmp, out);
 }
 
+template <class T>
+void relu_inplace(T* y, int64_t n) {
+  parallel_for(n, 32768, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
+  });
+}
+
 void conv_forward_kernel(KernelContext& k) {
   const Tensor& y = k.output();
   bool has_bias = k.num_inputs() > 2;
+  // conv2d_fused: ReLU after the bias, on the output while it is in cache. Not oneDNN's ReLU
+  // post-op: that one turns NaN into 0, and the separate relu kernel keeps NaN (a NaN loss must
+  // show, so that training stops).
+  bool relu = k.attrs().has("activation");
   Geom g = make_geom(k.input(0).shape(), k.input(1).shape(), y.shape(), k.attrs());
   if (y.numel() == 0) return;
   if (g.C == 0 || g.KH * g.KW == 0) {  // nothing to sum: the bias or zeros
@@ -383,6 +384,12 @@ void conv_forward_kernel(KernelContext& k) {
       cast_copy(k.input(2), y);
     else
       y.zero_();
+    if (relu)
+      visit_float(y.dtype(), k.name(), [&]<class T>() {
+        T* p = y.data<T>();
+        for (int64_t i = 0; i < y.numel(); ++i)
+          if (static_cast<acc_t<T>>(p[i]) < acc_t<T>(0)) p[i] = static_cast<T>(acc_t<T>(0));
+      });
     return;
   }
   if (y.dtype() == DType::f64) {
@@ -390,6 +397,7 @@ void conv_forward_kernel(KernelContext& k) {
     Tensor b = has_bias ? k.input(2).contiguous() : Tensor();
     conv_fwd_naive<double>(g, x.data<double>(), w.data<double>(), has_bias ? b.data<double>() : nullptr,
                            y.data<double>());
+    if (relu) relu_inplace(y.data<double>(), y.numel());
     return;
   }
   auto run = [&](const std::vector<Tensor>& in, const Tensor& out) {
@@ -397,6 +405,7 @@ void conv_forward_kernel(KernelContext& k) {
     if (!conv_fwd_f32(g, in[0], in[1], b, out))
       conv_fwd_naive<float>(g, in[0].data<float>(), in[1].data<float>(), b ? b->data<float>() : nullptr,
                             out.data<float>());
+    if (relu) relu_inplace(out.data<float>(), out.numel());
   };
   if (has_bias)
     as_f32(y, {k.input(0), k.input(1), k.input(2)}, run);
@@ -408,6 +417,7 @@ void conv_forward_kernel(KernelContext& k) {
 
 GLIA_KERNEL(conv2d, CPU, conv_forward_kernel);
 GLIA_KERNEL(conv2d_bias, CPU, conv_forward_kernel);
+GLIA_KERNEL(conv2d_fused, CPU, conv_forward_kernel);
 
 GLIA_KERNEL(conv2d_input_grad, CPU, [](KernelContext& k) {
   const Tensor& gx = k.output();

@@ -396,6 +396,7 @@ GLIA_KERNEL(tanh_backward, CPU, [](KernelContext& k) {
 
 GLIA_KERNEL(cast, CPU, [](KernelContext& k) { cast_copy(k.input(0), k.output()); });
 GLIA_KERNEL(copy, CPU, [](KernelContext& k) { cast_copy(k.input(1), k.output()); });
+GLIA_KERNEL(full_like, CPU, [](KernelContext& k) { k.output().fill_(k.attr<Scalar>("value")); });
 GLIA_KERNEL(fill, CPU, [](KernelContext& k) {
   const Tensor& out = k.output();
   const Scalar& v = k.attr<Scalar>("value");

@@ -11,6 +11,13 @@
 
 namespace glia::cpu {
 
+/// Slots of scratch(): buffers a kernel uses at the same time need different slots.
+inline constexpr int kScratchSlots = 4;
+/// A buffer of at least `bytes` bytes for a kernel's temporaries (oneDNN scratchpads, reordered
+/// weights), kept per thread and slot and reused, so that kernels run again without allocating.
+/// Valid until the next call with the same slot on this thread.
+void* scratch(int slot, size_t bytes);
+
 /// dst[...] = src[...] converted to dst's dtype; shapes must broadcast src -> dst.
 void cast_copy(const Tensor& src, const Tensor& dst);
 

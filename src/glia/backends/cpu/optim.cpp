@@ -244,13 +244,35 @@ using Fn = void (*)(const Args&, int64_t, int64_t);
 /// rest the slots, slot i going to Args::s[place[i]] (by default i). The parameter and
 /// slots are written in place; strided views (rare: a transposed leaf) go through
 /// contiguous copies that are written back.
+/// The step's learning rate and iteration count: from the step-state input [lr, iterations] when
+/// there is one (so a compiled graph reads them at run time), else from the attrs.
+std::pair<double, int64_t> lr_and_step(KernelContext& k) {
+  if (!k.attrs().has("step_state")) return {k.attr<double>("lr"), k.attr<int64_t>("step")};
+  const Tensor& s = k.input(k.num_inputs() - 1 - (k.attrs().has("guard") ? 1 : 0));
+  GLIA_CHECK(s.dtype() == DType::f64 && s.numel() == 2, InternalError, k.name(), ": bad step-state input");
+  const double* p = static_cast<const double*>(s.data_ptr());
+  return {p[0], static_cast<int64_t>(p[1])};
+}
+
+/// Number of slot inputs (after param and grad, before the step state).
+size_t num_slots(KernelContext& k) {
+  return k.num_inputs() - 2 - (k.attrs().has("step_state") ? 1 : 0) - (k.attrs().has("guard") ? 1 : 0);
+}
+
+/// False when the step's guard input (a compiled step's isfinite(loss)) says to skip the update.
+bool guard_open(KernelContext& k) {
+  if (!k.attrs().has("guard")) return true;
+  return *static_cast<const bool*>(k.input(k.num_inputs() - 1).data_ptr());
+}
+
 void run(KernelContext& k, Args a, Fn f32, Fn f64, std::vector<int> place = {}) {
   const Tensor& w = k.input(0);
   if (w.numel() == 0) return;
   GLIA_CHECK(w.dtype() == DType::f32 || w.dtype() == DType::f64, DTypeError, k.name(),
              ": the CPU kernel takes float32 or float64 parameters, got ", name(w.dtype()));
+  if (!guard_open(k)) return;
   Tensor g = k.input(1).contiguous();
-  size_t nslots = k.num_inputs() - 2;
+  size_t nslots = num_slots(k);
   GLIA_CHECK(nslots <= 3, InternalError, k.name(), ": too many slots");
   if (place.empty())
     for (size_t i = 0; i < nslots; ++i) place.push_back(static_cast<int>(i));
@@ -273,7 +295,7 @@ void run(KernelContext& k, Args a, Fn f32, Fn f64, std::vector<int> place = {}) 
 /// The attrs every update op takes.
 Args common(KernelContext& k) {
   Args a;
-  a.lr = k.attr<double>("lr");
+  a.lr = lr_and_step(k).first;
   a.grad_scale = k.attr<double>("grad_scale");
   a.clipvalue = k.attr<double>("clipvalue");
   a.decay = a.lr * k.attr<double>("weight_decay");
@@ -286,7 +308,7 @@ GLIA_KERNEL(optim_sgd_update, CPU, [](KernelContext& k) {
   Args a = common(k);
   a.momentum = k.attr<double>("momentum");
   a.nesterov = k.attr<bool>("nesterov");
-  GLIA_CHECK(k.num_inputs() == (a.momentum > 0 ? 3u : 2u), InternalError, k.name(),
+  GLIA_CHECK(num_slots(k) == (a.momentum > 0 ? 1u : 0u), InternalError, k.name(),
              ": the momentum slot goes with momentum > 0");
   run(k, a, HWY_DYNAMIC_DISPATCH(SgdF32), HWY_DYNAMIC_DISPATCH(SgdF64));
 });
@@ -297,7 +319,7 @@ GLIA_KERNEL(optim_adam_update, CPU, [](KernelContext& k) {
   a.beta_2 = k.attr<double>("beta_2");
   a.epsilon = k.attr<double>("epsilon");
   // Keras 3: t = iterations + 1 and alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t).
-  double t = static_cast<double>(k.attr<int64_t>("step") + 1);
+  double t = static_cast<double>(lr_and_step(k).second + 1);
   a.alpha = a.lr * std::sqrt(1 - std::pow(a.beta_2, t)) / (1 - std::pow(a.beta_1, t));
   run(k, a, HWY_DYNAMIC_DISPATCH(AdamF32), HWY_DYNAMIC_DISPATCH(AdamF64));
 });
@@ -308,8 +330,8 @@ GLIA_KERNEL(optim_rmsprop_update, CPU, [](KernelContext& k) {
   a.momentum = k.attr<double>("momentum");
   a.epsilon = k.attr<double>("epsilon");
   bool centered = k.attr<bool>("centered");
-  size_t want = 3 + (a.momentum > 0) + centered;
-  GLIA_CHECK(k.num_inputs() == want, InternalError, k.name(), ": expected ", want, " inputs, got ", k.num_inputs());
+  size_t want = 1 + (a.momentum > 0) + centered;
+  GLIA_CHECK(num_slots(k) == want, InternalError, k.name(), ": expected ", want, " slots, got ", num_slots(k));
   // Slots arrive as velocity, [momentum], [average_gradient]; the loop takes them at fixed places.
   std::vector<int> place{0};
   if (a.momentum > 0) place.push_back(1);

@@ -1,6 +1,8 @@
 // CPU reduction kernels. Every reduction is brought to the form
 // [outer, R, inner] (contiguous, reducing the middle), so two loop shapes
 // cover all cases: rows (inner == 1) and columns (inner > 1).
+#include "glia/ops/reduce.h"
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -286,6 +288,14 @@ GLIA_KERNEL(max_dim, CPU, [](KernelContext& k) { arg_kernel<true>(k, true); });
 GLIA_KERNEL(min_dim, CPU, [](KernelContext& k) { arg_kernel<false>(k, true); });
 GLIA_KERNEL(argmax, CPU, [](KernelContext& k) { arg_kernel<true>(k, false); });
 GLIA_KERNEL(argmin, CPU, [](KernelContext& k) { arg_kernel<false>(k, false); });
+
+GLIA_KERNEL(sum_to_like, CPU, [](KernelContext& k) { k.output().copy_(sum_to(k.input(0), k.output().shape())); });
+GLIA_KERNEL(expand_like, CPU, [](KernelContext& k) { cast_copy(k.input(0), k.output()); });
+GLIA_KERNEL(count_like, CPU, [](KernelContext& k) {
+  int64_t n = 1;
+  for (int64_t d : k.attr<std::vector<int64_t>>("dims")) n *= k.input(0).shape()[static_cast<size_t>(d)];
+  k.output().fill_(n);
+});
 
 GLIA_KERNEL(var, CPU, [](KernelContext& k) {
   const Tensor& out = k.output();

@@ -1,0 +1,62 @@
+// The planned executor: a graph compiled for concrete input shapes runs its kernels in order,
+// with every intermediate in a slot of one arena assigned by liveness, so that running a plan
+// again allocates nothing for its intermediates.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "glia/graph/graph.h"
+
+namespace glia::graph {
+
+struct PlanOptions {
+  /// Run every node with side effects (in-place updates), fetched or not (traced functions do;
+  /// a Session runs only what its fetches and targets need).
+  bool run_all_side_effects = false;
+};
+
+class Plan {
+ public:
+  /// Plans the nodes of `g` that `fetches` and `targets` need, for feeds of these concrete shapes.
+  Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_shapes, std::vector<Value*> fetches,
+       std::vector<Value*> targets = {}, PlanOptions o = {});
+
+  /// Runs with the feeds (in the planned order; shapes and dtypes checked). `variables` maps
+  /// variable nodes to their current tensors (updated in place). With copy_outputs, the results
+  /// are fresh tensors; otherwise they may alias the arena and are valid until the next run.
+  std::vector<Tensor> run(const std::vector<Tensor>& feeds, const std::map<const Node*, Tensor>& variables = {},
+                          bool copy_outputs = true);
+
+  /// Bytes of the arena that holds the intermediates.
+  int64_t arena_bytes() const { return arena_bytes_; }
+  /// Bytes the intermediates would take without sharing slots (for comparison).
+  int64_t unshared_bytes() const { return unshared_bytes_; }
+  /// Number of nodes run per call.
+  size_t num_steps() const { return steps_.size(); }
+  /// Concrete shape of a value in this plan.
+  const Shape& shape_of(const Value* v) const;
+
+ private:
+  struct Step {
+    Node* node = nullptr;
+    const KernelFn* kernel = nullptr;
+    std::vector<int> in;   // value slots
+    std::vector<int> out;  // value slots
+  };
+  void check_feed(size_t i, const Tensor& t) const;
+
+  Graph& graph_;
+  std::vector<Value*> feeds_, fetches_;
+  std::vector<Shape> feed_shapes_;
+  std::vector<Step> steps_;
+  std::map<const Value*, int> slot_of_;
+  std::map<const Value*, Shape> shapes_;
+  std::vector<Tensor> prebuilt_;  // per slot: an arena view for op outputs, else undefined
+  std::shared_ptr<Storage> arena_;
+  int64_t arena_bytes_ = 0, unshared_bytes_ = 0;
+  std::vector<Tensor> values_;  // per slot, reused across runs
+};
+
+}  // namespace glia::graph

@@ -1,0 +1,330 @@
+// Plan: the order, kernels, concrete shapes and memory plan of a graph for fixed input shapes.
+#include "glia/graph/executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "glia/autograd/autograd.h"
+#include "glia/graph/infer.h"
+#include "glia/ops/functions.h"
+
+namespace glia::graph {
+namespace {
+
+constexpr int64_t kAlign = 64;
+int64_t aligned(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+/// First-fit allocator over [0, inf) for the memory plan.
+class SlotAllocator {
+ public:
+  int64_t allocate(int64_t size) {
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < size) continue;
+      int64_t off = it->first;
+      if (it->second == size)
+        free_.erase(it);
+      else
+        *it = {off + size, it->second - size};
+      return off;
+    }
+    int64_t off = end_;
+    end_ += size;
+    return off;
+  }
+  void release(int64_t off, int64_t size) {
+    free_.push_back({off, size});
+    std::sort(free_.begin(), free_.end());
+    std::vector<std::pair<int64_t, int64_t>> merged;
+    for (auto& b : free_) {
+      if (!merged.empty() && merged.back().first + merged.back().second == b.first)
+        merged.back().second += b.second;
+      else
+        merged.push_back(b);
+    }
+    free_ = std::move(merged);
+  }
+  int64_t end() const { return end_; }
+
+ private:
+  std::vector<std::pair<int64_t, int64_t>> free_;
+  int64_t end_ = 0;
+};
+
+// GLIA_PROFILE=1: time every kernel a plan runs and print the totals per op when the process exits.
+struct Profile {
+  struct Row {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  std::mutex mu;
+  std::unordered_map<std::string, Row> rows;
+  ~Profile() {
+    if (rows.empty()) return;
+    std::vector<std::pair<std::string, Row>> v(rows.begin(), rows.end());
+    std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second.seconds > b.second.seconds; });
+    double total = 0;
+    for (auto& r : v) total += r.second.seconds;
+    std::fprintf(stderr, "glia profile (compiled graphs): %.3f s in kernels\n%-28s %10s %10s %7s\n", total, "op",
+                 "calls", "us/call", "share");
+    for (auto& [op, r] : v)
+      std::fprintf(stderr, "%-28s %10lld %10.2f %6.1f%%\n", op.c_str(), static_cast<long long>(r.calls),
+                   r.seconds / static_cast<double>(r.calls) * 1e6, 100 * r.seconds / total);
+  }
+};
+
+Profile* profile() {
+  static Profile* p = [] {
+    const char* e = std::getenv("GLIA_PROFILE");
+    if (!e || !*e || std::string(e) == "0") return static_cast<Profile*>(nullptr);
+    static Profile instance;
+    return &instance;
+  }();
+  return p;
+}
+
+bool is_plain_op(const Node& n) { return n.kind == NodeKind::Op && !n.op->is_view() && !n.has_side_effects(); }
+
+}  // namespace
+
+Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_shapes, std::vector<Value*> fetches,
+           std::vector<Value*> targets, PlanOptions o)
+    : graph_(g), feeds_(std::move(feeds)), fetches_(std::move(fetches)), feed_shapes_(feed_shapes) {
+  GLIA_CHECK(feeds_.size() == feed_shapes_.size(), InternalError, "plan: feeds and shapes differ in number");
+  // What has to run: the producers of fetches and targets, their inputs, and (for traced
+  // functions) every node with side effects.
+  std::set<const Node*> needed;
+  std::vector<const Node*> stack;
+  for (Value* v : fetches_) stack.push_back(v->producer);
+  for (Value* v : targets) stack.push_back(v->producer);
+  if (o.run_all_side_effects)
+    for (auto& n : g.nodes())
+      if (n->has_side_effects()) stack.push_back(n.get());
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!needed.insert(n).second) continue;
+    for (Value* v : n->inputs) stack.push_back(v->producer);
+  }
+
+  // Concrete shapes, in order.
+  std::map<const Value*, size_t> feed_index;
+  for (size_t i = 0; i < feeds_.size(); ++i) feed_index[feeds_[i]] = i;
+  for (auto& np : g.nodes()) {
+    Node& n = *np;
+    if (!needed.count(&n)) continue;
+    switch (n.kind) {
+      case NodeKind::Placeholder: {
+        auto it = feed_index.find(n.outputs[0]);
+        GLIA_CHECK(it != feed_index.end(), ValueError, "placeholder '", n.name,
+                   "' needs a value: pass it in the feeds (it has shape ", to_string(n.outputs[0]->shape), ", ",
+                   name(n.outputs[0]->dtype), ")");
+        const Shape& want = n.outputs[0]->shape;
+        const Shape& got = feed_shapes_[it->second];
+        bool ok = want.size() == got.size();
+        for (size_t d = 0; ok && d < want.size(); ++d) ok = want[d] < 0 || want[d] == got[d];
+        GLIA_CHECK(ok, ShapeError, "placeholder '", n.name, "' expects shape ", to_string(want),
+                   ", got a feed of shape ", to_string(got));
+        shapes_[n.outputs[0]] = got;
+        break;
+      }
+      case NodeKind::Capture:
+      case NodeKind::Constant:
+      case NodeKind::Variable:
+        shapes_[n.outputs[0]] = n.tensor.shape();
+        break;
+      case NodeKind::Op: {
+        bool known = true;
+        for (Value* v : n.outputs)
+          for (int64_t d : v->shape) known = known && d >= 0;
+        if (known) {
+          for (Value* v : n.outputs) shapes_[v] = v->shape;
+          break;
+        }
+        std::vector<Shape> ins;
+        for (Value* v : n.inputs) ins.push_back(shapes_.at(v));
+        std::vector<TensorSpec> specs = infer_node(n, ins);
+        for (size_t i = 0; i < n.outputs.size(); ++i) shapes_[n.outputs[i]] = n.inplace ? ins[0] : specs[i].shape;
+        break;
+      }
+    }
+  }
+
+  // Slots and steps.
+  auto slot = [&](const Value* v) {
+    auto [it, fresh] = slot_of_.emplace(v, static_cast<int>(slot_of_.size()));
+    return it->second;
+  };
+  for (auto& np : g.nodes()) {
+    Node& n = *np;
+    if (!needed.count(&n)) continue;
+    Step s;
+    s.node = &n;
+    for (Value* v : n.inputs) s.in.push_back(slot(v));
+    for (Value* v : n.outputs) s.out.push_back(slot(v));
+    if (n.kind == NodeKind::Op && !n.op->is_view() && !n.inplace) {
+      Device dev = Device::cpu();
+      for (Value* v : n.inputs)
+        if (v->producer->tensor.defined()) dev = v->producer->tensor.device();
+      s.kernel = n.op->kernel_for(dev.type);
+      GLIA_CHECK(s.kernel != nullptr, DeviceError, n.op->name(), ": no kernel for device ", dev.str());
+    }
+    steps_.push_back(std::move(s));
+  }
+
+  // Memory plan. A buffer belongs to a plain op's output; views and in-place results share
+  // their input's buffer, which then lives until their last use too.
+  const int64_t kForever = std::numeric_limits<int64_t>::max();
+  std::map<const Value*, const Value*> root;
+  std::map<const Value*, int64_t> def_at, last_use;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Node& n = *steps_[i].node;
+    for (Value* v : n.inputs) {
+      const Value* r = root.count(v) ? root[v] : v;
+      last_use[r] = std::max(last_use[r], static_cast<int64_t>(i));
+    }
+    for (Value* v : n.outputs) {
+      if (n.kind == NodeKind::Op && (n.op->is_view() || n.inplace)) {
+        const Value* in0 = n.inputs[0];
+        root[v] = root.count(in0) ? root[in0] : in0;
+      } else {
+        root[v] = v;
+        def_at[v] = static_cast<int64_t>(i);
+        last_use[v] = std::max(last_use[v], static_cast<int64_t>(i));
+      }
+    }
+  }
+  for (Value* v : fetches_) last_use[root.count(v) ? root[v] : v] = kForever;
+  SlotAllocator alloc;
+  std::map<const Value*, int64_t> offset;
+  std::vector<std::pair<int64_t, const Value*>> expiring;  // (last use, buffer)
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Node& n = *steps_[i].node;
+    // Buffers whose last reader ran before this step are free again.
+    auto it = expiring.begin();
+    while (it != expiring.end()) {
+      if (it->first < static_cast<int64_t>(i)) {
+        const Value* b = it->second;
+        alloc.release(offset[b], aligned(known_numel(shapes_[b]) * static_cast<int64_t>(itemsize(b->dtype))));
+        it = expiring.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!is_plain_op(n) && !(n.kind == NodeKind::Op && n.op->mutates_inputs())) continue;
+    for (Value* v : n.outputs) {
+      int64_t bytes = aligned(known_numel(shapes_[v]) * static_cast<int64_t>(itemsize(v->dtype)));
+      if (bytes == 0) continue;
+      offset[v] = alloc.allocate(bytes);
+      unshared_bytes_ += bytes;
+      if (last_use[v] != kForever) expiring.push_back({last_use[v], v});
+    }
+  }
+  arena_bytes_ = alloc.end();
+  Device dev = Device::cpu();
+  arena_ = std::make_shared<Storage>(static_cast<size_t>(arena_bytes_), dev);
+  prebuilt_.resize(slot_of_.size());
+  values_.resize(slot_of_.size());
+  for (auto& [v, off] : offset) {
+    const Shape& s = shapes_[v];
+    prebuilt_[static_cast<size_t>(slot_of_[v])] =
+        Tensor::make_view(arena_, s, contiguous_strides(s), off / static_cast<int64_t>(itemsize(v->dtype)), v->dtype);
+  }
+  // Outputs of size zero still need a tensor to write nothing into.
+  for (auto& s : steps_)
+    for (size_t k = 0; k < s.out.size(); ++k) {
+      Tensor& t = prebuilt_[static_cast<size_t>(s.out[k])];
+      const Value* v = s.node->outputs[k];
+      if (!t.defined() && (is_plain_op(*s.node) || (s.node->kind == NodeKind::Op && s.node->op->mutates_inputs())))
+        t = Tensor::empty(shapes_[v], v->dtype, dev);
+    }
+}
+
+const Shape& Plan::shape_of(const Value* v) const { return shapes_.at(v); }
+
+void Plan::check_feed(size_t i, const Tensor& t) const {
+  const Node& n = *feeds_[i]->producer;
+  GLIA_CHECK(t.defined() && !t.is_symbolic(), ValueError, "placeholder '", n.name,
+             "': the feed must be a tensor with data");
+  GLIA_CHECK(t.dtype() == feeds_[i]->dtype, DTypeError, "placeholder '", n.name, "' expects dtype ",
+             name(feeds_[i]->dtype), ", got a feed of dtype ", name(t.dtype()));
+  GLIA_CHECK(t.shape() == feed_shapes_[i], ShapeError, "placeholder '", n.name, "' was planned for shape ",
+             to_string(feed_shapes_[i]), ", got a feed of shape ", to_string(t.shape()));
+}
+
+std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<const Node*, Tensor>& variables,
+                              bool copy_outputs) {
+  GLIA_CHECK(feeds.size() == feeds_.size(), ValueError, "plan: expected ", feeds_.size(), " feeds, got ", feeds.size());
+  no_grad guard;  // a compiled graph already holds its gradients as nodes
+  graph_hook::Suspend eager;
+  std::map<const Value*, size_t> feed_index;
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    check_feed(i, feeds[i]);
+    values_[static_cast<size_t>(slot_of_.at(feeds_[i]))] = feeds[i];
+  }
+  SmallVec<Tensor, 8> ins;
+  SmallVec<Tensor, 4> outs;
+  Profile* prof = profile();
+  for (Step& s : steps_) {
+    Node& n = *s.node;
+    auto t0 = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    switch (n.kind) {
+      case NodeKind::Placeholder:
+        break;  // set above
+      case NodeKind::Capture:
+      case NodeKind::Constant:
+        values_[static_cast<size_t>(s.out[0])] = n.tensor;
+        break;
+      case NodeKind::Variable: {
+        auto it = variables.find(&n);
+        GLIA_CHECK(it != variables.end(), ValueError, "variable '", n.name, "' has no value in this session");
+        values_[static_cast<size_t>(s.out[0])] = it->second;
+        break;
+      }
+      case NodeKind::Op: {
+        ins.clear();
+        for (int i : s.in) ins.push_back(values_[static_cast<size_t>(i)]);
+        std::span<const Tensor> in_span(ins.data(), ins.size());
+        if (n.op->is_view()) {
+          values_[static_cast<size_t>(s.out[0])] = n.op->view_fn()(ins[0], n.attrs);
+        } else if (n.inplace) {
+          run_inplace(*n.op, in_span, n.attrs);
+          values_[static_cast<size_t>(s.out[0])] = ins[0];
+        } else {
+          outs.clear();
+          for (int i : s.out) outs.push_back(prebuilt_[static_cast<size_t>(i)]);
+          KernelContext kc(*n.op, in_span, std::span<Tensor>(outs.data(), outs.size()), n.attrs);
+          (*s.kernel)(kc);
+          for (size_t k = 0; k < s.out.size(); ++k) values_[static_cast<size_t>(s.out[k])] = outs[k];
+        }
+        if (prof) {
+          double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          std::string key = n.op->name() + (n.inplace ? "_" : "") +
+                            (n.outputs.empty() ? std::string() : to_string(shapes_[n.outputs[0]]));
+          if (n.op->name() == "fused_elementwise") key += "[" + n.attrs.get<std::string>("ops") + "]";
+          std::lock_guard<std::mutex> lock(prof->mu);
+          auto& r = prof->rows[key];
+          r.seconds += dt;
+          ++r.calls;
+        }
+        break;
+      }
+    }
+  }
+  std::vector<Tensor> result;
+  for (Value* v : fetches_) {
+    const Tensor& t = values_[static_cast<size_t>(slot_of_.at(v))];
+    result.push_back(copy_outputs ? t.clone() : t);
+  }
+  // Do not keep the feeds alive between runs.
+  for (Value* f : feeds_) values_[static_cast<size_t>(slot_of_.at(f))] = Tensor();
+  return result;
+}
+
+}  // namespace glia::graph
