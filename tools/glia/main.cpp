@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("glia ") + glia::version());
   glia::cli::add_train(app);
+  glia::cli::add_graph(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

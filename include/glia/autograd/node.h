@@ -86,6 +86,8 @@ class OpNode final : public Node {
   /// Inputs whose shapes are known only at run time (symbolic, with -1 dims), kept without
   /// their data or autograd state, so that gradient rules can take their shapes when a graph runs.
   std::vector<Tensor> shape_refs;
+  /// Likewise for outputs, so that a missing output gradient becomes zeros of the runtime shape.
+  std::vector<Tensor> output_shape_refs;
 
  private:
   friend class GradContext;

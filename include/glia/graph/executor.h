@@ -11,10 +11,18 @@
 
 namespace glia::graph {
 
+/// The memory that holds a plan's intermediates. Plans that never run at the same time (those of
+/// one function or one session) share one, sized for the largest.
+struct Arena {
+  std::shared_ptr<Storage> storage;
+};
+
 struct PlanOptions {
   /// Run every node with side effects (in-place updates), fetched or not (traced functions do;
   /// a Session runs only what its fetches and targets need).
   bool run_all_side_effects = false;
+  /// Shared with other plans (null: a plan of its own).
+  std::shared_ptr<Arena> arena = nullptr;
 };
 
 class Plan {
@@ -29,7 +37,7 @@ class Plan {
   std::vector<Tensor> run(const std::vector<Tensor>& feeds, const std::map<const Node*, Tensor>& variables = {},
                           bool copy_outputs = true);
 
-  /// Bytes of the arena that holds the intermediates.
+  /// Bytes of the arena this plan needs for its intermediates.
   int64_t arena_bytes() const { return arena_bytes_; }
   /// Bytes the intermediates would take without sharing slots (for comparison).
   int64_t unshared_bytes() const { return unshared_bytes_; }
@@ -46,6 +54,8 @@ class Plan {
     std::vector<int> out;  // value slots
   };
   void check_feed(size_t i, const Tensor& t) const;
+  /// Makes the output views over the arena's current storage (growing it if it is too small).
+  void bind_arena();
 
   Graph& graph_;
   std::vector<Value*> feeds_, fetches_;
@@ -54,7 +64,10 @@ class Plan {
   std::map<const Value*, int> slot_of_;
   std::map<const Value*, Shape> shapes_;
   std::vector<Tensor> prebuilt_;  // per slot: an arena view for op outputs, else undefined
-  std::shared_ptr<Storage> arena_;
+  std::shared_ptr<Arena> arena_;
+  const Storage* bound_ = nullptr;
+  std::map<const Value*, int64_t> offsets_;      // byte offset of each arena buffer
+  std::vector<std::pair<Node*, Tensor>> fresh_;  // constants reset to their initial value per run
   int64_t arena_bytes_ = 0, unshared_bytes_ = 0;
   std::vector<Tensor> values_;  // per slot, reused across runs
 };

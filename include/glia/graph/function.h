@@ -67,6 +67,7 @@ class Function {
   FunctionOptions o_;
   std::map<std::string, std::unique_ptr<Traced>> cache_;
   int64_t traces_ = 0;
+  std::shared_ptr<graph::Arena> arena_;  // one for the plans of all signatures: they never run at once
 };
 
 /// Wraps f as a traced, compiled Function.

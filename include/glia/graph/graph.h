@@ -75,6 +75,10 @@ class Graph {
   /// A constant node holding `value`.
   Tensor constant(const Tensor& value, const std::string& name = "");
 
+  /// The in-place updates of state recorded in this graph (batch-norm moving statistics, ...),
+  /// to pass as Session::run targets so that they run (TF1's UPDATE_OPS collection).
+  std::vector<Tensor> update_ops();
+
   // --- structure
   const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   std::vector<Node*> placeholders() const;
@@ -96,6 +100,12 @@ class Graph {
   Value* input_value(const Tensor& t);
   /// Removes nodes for which `dead(node)` is true (their outputs must be unused).
   void erase_if(const std::function<bool(const Node&)>& dead);
+  /// Functions to call before and after each run of the graph (graph_hook::on_run).
+  void add_run_hooks(std::function<void()> before, std::function<void()> after);
+  const std::vector<std::function<void()>>& before_run() const { return before_run_; }
+  const std::vector<std::function<void()>>& after_run() const { return after_run_; }
+  /// Puts the nodes in a new execution order (a permutation of nodes(); the caller keeps it valid).
+  void reorder(const std::vector<Node*>& order);
   /// Replaces every use of `from` by `to`.
   void replace_uses(Value* from, Value* to);
   /// Marks values the graph must keep (fetches and their producers survive dead-code elimination).
@@ -113,6 +123,7 @@ class Graph {
   std::vector<std::unique_ptr<Value>> values_;
   std::map<const TensorImpl*, Value*> captures_;
   std::vector<Value*> outputs_;
+  std::vector<std::function<void()>> before_run_, after_run_;
   int64_t next_id_ = 0;
   uint64_t version_ = 0;
   uint64_t birth_mark_ = 0;

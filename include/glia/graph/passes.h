@@ -13,6 +13,7 @@ struct PassOptions {
   bool cse = true;
   bool simplify = true;
   bool fusion = true;
+  bool schedule_updates = true;
 };
 
 struct PassStats {
@@ -20,7 +21,8 @@ struct PassStats {
   int folded = 0;      // nodes computed at compile time
   int merged = 0;      // duplicate nodes merged
   int simplified = 0;  // algebraic identities removed
-  int fused = 0;       // element-wise nodes absorbed into fused kernels
+  int fused = 0;       // nodes absorbed into fused kernels (or rewritten to touch less memory)
+  int scheduled = 0;   // updates moved up to where their inputs are ready
 };
 
 /// Removes nodes that neither lead to the graph's outputs nor have side effects.
@@ -34,6 +36,11 @@ int simplify_algebra(Graph& g);
 /// Fuses chains of element-wise ops into one kernel, and element-wise ops after a matmul or
 /// convolution (bias, activation) into that op.
 int fuse_elementwise(Graph& g);
+
+/// Moves each update of variables (optimizer steps) up to just after its inputs are ready and the
+/// last read of what it writes: gradients die sooner (a smaller arena) and are still in cache when
+/// the update reads them.
+int schedule_updates(Graph& g);
 
 /// All of the above, repeated until nothing changes.
 PassStats optimize(Graph& g, const PassOptions& o = {});

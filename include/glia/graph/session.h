@@ -46,6 +46,7 @@ class Session {
   std::map<const Node*, Tensor> vars_;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
   uint64_t planned_version_ = 0;
+  std::shared_ptr<Arena> arena_;  // shared by the plans: one runs at a time
 };
 
 /// variable <- value, variable <- variable + value, variable <- variable - value, as graph nodes

@@ -159,6 +159,10 @@ class Model : public Layer {
   const std::vector<losses::LossPtr>& losses() const { return losses_; }
   std::vector<metrics::MetricPtr> metrics() const;
   const CompileOptions& compile_options() const { return compile_opts_; }
+  /// The compiled step fit ("train"), evaluate ("test") or predict ("predict") runs, to inspect
+  /// the graphs it traces: call graph_for / dot_before_passes / pass_stats / plan_for with the
+  /// step's inputs (train and test: x..., y..., then an optional sample weight; predict: x...).
+  Function& step_function(const std::string& which);
 
   // --- structure
   /// Keras's summary table: layer (type), output shape, param # (and connected-to for Functional).

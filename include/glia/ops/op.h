@@ -155,6 +155,8 @@ using KernelFn = std::function<void(KernelContext&)>;
 using GradFn = std::function<grads(GradContext&)>;
 /// A view op returns an output that shares the input's storage (or a copy when it cannot).
 using ViewFn = std::function<Tensor(const Tensor&, const Attrs&)>;
+/// For a mutating op: whether its kernel writes input `index` of `num_inputs` (given the attrs).
+using WritesFn = std::function<bool(size_t index, size_t num_inputs, const Attrs&)>;
 
 class OpDef {
  public:
@@ -174,7 +176,8 @@ class OpDef {
   /// Outputs are integers or masks: nothing flows back through them.
   OpDef& non_differentiable();
   /// The kernel writes into its inputs (optimizer updates): graphs treat calls as side effects.
-  OpDef& mutating();
+  /// `writes` tells which inputs it writes (default: all of them).
+  OpDef& mutating(WritesFn writes = nullptr);
   /// The kernel draws random numbers: graphs never fold or merge its calls.
   OpDef& random();
   OpDef& doc(std::string d);
@@ -192,6 +195,10 @@ class OpDef {
   bool saves_output(size_t i) const { return (save_out_mask_ >> i) & 1u; }
   bool differentiable() const { return differentiable_ && static_cast<bool>(grad_); }
   bool mutates_inputs() const { return mutating_; }
+  /// Whether a call with these attrs writes input `index` (false for ops that are not mutating).
+  bool writes_input(size_t index, size_t num_inputs, const Attrs& a) const {
+    return mutating_ && (!writes_ || writes_(index, num_inputs, a));
+  }
   bool is_random() const { return random_; }
   const std::string& doc() const { return doc_; }
   const KernelFn* kernel_for(DeviceType d) const {
@@ -212,6 +219,7 @@ class OpDef {
   uint64_t save_out_mask_ = 0;
   bool differentiable_ = true;
   bool mutating_ = false;
+  WritesFn writes_;
   bool random_ = false;
   std::string doc_;
   KernelFn kernels_[kNumDeviceTypes];
@@ -254,6 +262,26 @@ inline bool intercepts(std::span<const Tensor> inputs) {
 }
 /// Records the call (in-place: inputs[0] is written); the outputs are symbolic tensors.
 TensorList record(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs, bool inplace);
+/// While alive, calls on this thread are recorded into the graph of `symbolic` (for code that
+/// updates real state from symbolic values: the update must be recorded even though the state
+/// alone is not symbolic). Does nothing for a tensor with data.
+class RecordInto {
+ public:
+  explicit RecordInto(const Tensor& symbolic) : prev_(current()) {
+    if (symbolic.is_symbolic() && !prev_) set_current(symbolic.impl()->symbolic->graph);
+  }
+  ~RecordInto() { set_current(prev_); }
+  RecordInto(const RecordInto&) = delete;
+  RecordInto& operator=(const RecordInto&) = delete;
+
+ private:
+  void* prev_;
+};
+using RunHooksFn = void (*)(const Tensor& symbolic, std::function<void()> before, std::function<void()> after);
+void install_run_hooks(RunHooksFn f);
+/// Asks the graph that `symbolic` belongs to to call `before` and `after` around each of its runs
+/// (an optimizer recorded into a graph keeps its learning rate and step count this way).
+void on_run(const Tensor& symbolic, std::function<void()> before, std::function<void()> after);
 /// Makes calls on this thread run eagerly for its lifetime, even while a graph is being built
 /// (creation functions: their results become constants of the graph).
 class Suspend {

@@ -117,9 +117,13 @@ const Attrs& GradContext::attrs() const { return node_.attrs_; }
 // --- OpNode
 
 std::vector<Tensor> OpNode::apply(std::vector<Tensor>&& grads_out) {
-  for (size_t j = 0; j < grads_out.size(); ++j)
-    if (!grads_out[j].defined())
+  for (size_t j = 0; j < grads_out.size(); ++j) {
+    if (grads_out[j].defined()) continue;
+    if (j < output_shape_refs.size() && output_shape_refs[j].defined())
+      grads_out[j] = full_like(output_shape_refs[j], 0);
+    else
       grads_out[j] = zeros(outputs[j].shape, {.dtype = outputs[j].dtype, .device = outputs[j].device});
+  }
   GradContext ctx(*this, std::span<const Tensor>(grads_out.data(), grads_out.size()));
   std::vector<Tensor> g = op_.grad_fn()(ctx);
   if (g.size() < next_edges.size()) g.resize(next_edges.size());
@@ -242,6 +246,11 @@ void record(const OpDef& op, std::span<const Tensor> in, std::span<Tensor> out, 
   node->saved_outputs.resize(out.size());
   for (size_t j = 0; j < out.size(); ++j) {
     node->outputs.push_back({out[j].shape(), out[j].dtype(), out[j].device()});
+    if (out[j].is_symbolic() &&
+        std::any_of(out[j].shape().begin(), out[j].shape().end(), [](int64_t d) { return d < 0; })) {
+      if (node->output_shape_refs.empty()) node->output_shape_refs.resize(out.size());
+      node->output_shape_refs[j] = out[j].detach();
+    }
     if (!is_floating(out[j].dtype())) continue;
     auto meta = std::make_unique<AutogradMeta>();
     meta->requires_grad = true;

@@ -13,6 +13,7 @@
 
 #include "glia/autograd/autograd.h"
 #include "glia/graph/infer.h"
+#include "glia/graph/pass_utils.h"
 #include "glia/ops/functions.h"
 
 namespace glia::graph {
@@ -20,42 +21,6 @@ namespace {
 
 constexpr int64_t kAlign = 64;
 int64_t aligned(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-/// First-fit allocator over [0, inf) for the memory plan.
-class SlotAllocator {
- public:
-  int64_t allocate(int64_t size) {
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if (it->second < size) continue;
-      int64_t off = it->first;
-      if (it->second == size)
-        free_.erase(it);
-      else
-        *it = {off + size, it->second - size};
-      return off;
-    }
-    int64_t off = end_;
-    end_ += size;
-    return off;
-  }
-  void release(int64_t off, int64_t size) {
-    free_.push_back({off, size});
-    std::sort(free_.begin(), free_.end());
-    std::vector<std::pair<int64_t, int64_t>> merged;
-    for (auto& b : free_) {
-      if (!merged.empty() && merged.back().first + merged.back().second == b.first)
-        merged.back().second += b.second;
-      else
-        merged.push_back(b);
-    }
-    free_ = std::move(merged);
-  }
-  int64_t end() const { return end_; }
-
- private:
-  std::vector<std::pair<int64_t, int64_t>> free_;
-  int64_t end_ = 0;
-};
 
 // GLIA_PROFILE=1: time every kernel a plan runs and print the totals per op when the process exits.
 struct Profile {
@@ -89,6 +54,32 @@ Profile* profile() {
   return p;
 }
 
+/// Ops whose kernels compute each output element from the input elements at the same index only,
+/// so that the output may overwrite an input of its shape and dtype.
+bool elementwise_in_place(const Node& n) {
+  static const std::set<std::string> ops{"fused_elementwise",
+                                         "relu_backward",
+                                         "sigmoid_backward",
+                                         "tanh_backward",
+                                         "add",
+                                         "sub",
+                                         "mul",
+                                         "div",
+                                         "maximum",
+                                         "minimum",
+                                         "neg",
+                                         "abs",
+                                         "exp",
+                                         "log",
+                                         "sqrt",
+                                         "rsqrt",
+                                         "square",
+                                         "relu",
+                                         "sigmoid",
+                                         "tanh"};
+  return n.kind == NodeKind::Op && ops.count(n.op->name()) > 0;
+}
+
 bool is_plain_op(const Node& n) { return n.kind == NodeKind::Op && !n.op->is_view() && !n.has_side_effects(); }
 
 }  // namespace
@@ -111,6 +102,19 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
     stack.pop_back();
     if (!needed.insert(n).second) continue;
     for (Value* v : n->inputs) stack.push_back(v->producer);
+  }
+
+  // Tensors made while tracing and written in place (an accumulator filled by add_) are fresh in
+  // every eager call: each run starts them from their traced value again. State that something
+  // outside the graph holds (an optimizer's slots) keeps what the runs write.
+  {
+    detail::GraphInfo info(g);
+    graph_hook::Suspend eager;
+    for (auto& n : g.nodes())
+      if (needed.count(n.get()) && n->kind == NodeKind::Constant && n->tensor.defined() &&
+          info.written(n->outputs[0]) && n->tensor.impl_ptr().use_count() == 1 && n->tensor.storage() &&
+          n->tensor.storage().use_count() == 1)
+        fresh_.push_back({n.get(), n->tensor.clone()});
   }
 
   // Concrete shapes, in order.
@@ -161,6 +165,8 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
     auto [it, fresh] = slot_of_.emplace(v, static_cast<int>(slot_of_.size()));
     return it->second;
   };
+  // Every feed has a slot, needed or not (TF1 allows feeding what the fetches do not read).
+  for (Value* f : feeds_) slot(f);
   for (auto& np : g.nodes()) {
     Node& n = *np;
     if (!needed.count(&n)) continue;
@@ -182,7 +188,7 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
   // their input's buffer, which then lives until their last use too.
   const int64_t kForever = std::numeric_limits<int64_t>::max();
   std::map<const Value*, const Value*> root;
-  std::map<const Value*, int64_t> def_at, last_use;
+  std::map<const Value*, int64_t> last_use;
   for (size_t i = 0; i < steps_.size(); ++i) {
     Node& n = *steps_[i].node;
     for (Value* v : n.inputs) {
@@ -195,46 +201,86 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
         root[v] = root.count(in0) ? root[in0] : in0;
       } else {
         root[v] = v;
-        def_at[v] = static_cast<int64_t>(i);
         last_use[v] = std::max(last_use[v], static_cast<int64_t>(i));
       }
     }
   }
   for (Value* v : fetches_) last_use[root.count(v) ? root[v] : v] = kForever;
-  SlotAllocator alloc;
-  std::map<const Value*, int64_t> offset;
-  std::vector<std::pair<int64_t, const Value*>> expiring;  // (last use, buffer)
+  // Buffers: each plain op's output, except that an element-wise op whose input dies at it writes
+  // its result over that input (less memory, and the result lands in lines the input just brought
+  // into cache); the two then form one buffer living from the first's definition to the last use.
+  struct Buffer {
+    int64_t bytes = 0, first = 0, last = 0, offset = 0;
+  };
+  std::vector<Buffer> buffers;
+  std::map<const Value*, size_t> buffer_of;
   for (size_t i = 0; i < steps_.size(); ++i) {
     Node& n = *steps_[i].node;
-    // Buffers whose last reader ran before this step are free again.
-    auto it = expiring.begin();
-    while (it != expiring.end()) {
-      if (it->first < static_cast<int64_t>(i)) {
-        const Value* b = it->second;
-        alloc.release(offset[b], aligned(known_numel(shapes_[b]) * static_cast<int64_t>(itemsize(b->dtype))));
-        it = expiring.erase(it);
-      } else {
-        ++it;
-      }
-    }
     if (!is_plain_op(n) && !(n.kind == NodeKind::Op && n.op->mutates_inputs())) continue;
     for (Value* v : n.outputs) {
       int64_t bytes = aligned(known_numel(shapes_[v]) * static_cast<int64_t>(itemsize(v->dtype)));
       if (bytes == 0) continue;
-      offset[v] = alloc.allocate(bytes);
       unshared_bytes_ += bytes;
-      if (last_use[v] != kForever) expiring.push_back({last_use[v], v});
+      const Value* reuse = nullptr;
+      if (n.outputs.size() == 1 && elementwise_in_place(n))
+        for (Value* u : n.inputs)
+          if (buffer_of.count(u) && root[u] == u && last_use[u] == static_cast<int64_t>(i) && u->dtype == v->dtype &&
+              shapes_[u] == shapes_[v] && buffers[buffer_of[u]].last == static_cast<int64_t>(i)) {
+            reuse = u;
+            break;
+          }
+      if (reuse) {
+        buffer_of[v] = buffer_of[reuse];
+      } else {
+        buffer_of[v] = buffers.size();
+        buffers.push_back({bytes, static_cast<int64_t>(i), 0, 0});
+      }
+      Buffer& b = buffers[buffer_of[v]];
+      b.last = std::max(last_use[v], static_cast<int64_t>(i));
     }
   }
-  arena_bytes_ = alloc.end();
-  Device dev = Device::cpu();
-  arena_ = std::make_shared<Storage>(static_cast<size_t>(arena_bytes_), dev);
+  // Placement, greedy by size: the largest buffers first, each at the lowest offset where it
+  // overlaps no placed buffer that is alive at the same time (close to the live-size bound).
+  std::vector<size_t> by_size(buffers.size());
+  for (size_t i = 0; i < by_size.size(); ++i) by_size[i] = i;
+  std::stable_sort(by_size.begin(), by_size.end(),
+                   [&](size_t x, size_t y) { return buffers[x].bytes > buffers[y].bytes; });
+  std::vector<size_t> placed;
+  for (size_t bi : by_size) {
+    Buffer& b = buffers[bi];
+    std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) of overlapping placed buffers
+    for (size_t pj : placed) {
+      const Buffer& p = buffers[pj];
+      if (p.first <= b.last && b.first <= p.last) busy.push_back({p.offset, p.offset + p.bytes});
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t off = 0;
+    for (auto& [lo, hi] : busy) {
+      if (lo - off >= b.bytes) break;
+      off = std::max(off, hi);
+    }
+    b.offset = off;
+    arena_bytes_ = std::max(arena_bytes_, off + b.bytes);
+    placed.push_back(bi);
+  }
+  std::map<const Value*, int64_t> offset;
+  for (auto& [v, bi] : buffer_of) offset[v] = buffers[bi].offset;
+  arena_ = o.arena ? o.arena : std::make_shared<Arena>();
   prebuilt_.resize(slot_of_.size());
   values_.resize(slot_of_.size());
-  for (auto& [v, off] : offset) {
-    const Shape& s = shapes_[v];
-    prebuilt_[static_cast<size_t>(slot_of_[v])] =
-        Tensor::make_view(arena_, s, contiguous_strides(s), off / static_cast<int64_t>(itemsize(v->dtype)), v->dtype);
+  offsets_ = std::move(offset);
+  bind_arena();
+}
+
+void Plan::bind_arena() {
+  Device dev = Device::cpu();
+  if (!arena_->storage || static_cast<int64_t>(arena_->storage->nbytes()) < arena_bytes_)
+    arena_->storage = std::make_shared<Storage>(static_cast<size_t>(std::max<int64_t>(arena_bytes_, 1)), dev);
+  bound_ = arena_->storage.get();
+  for (auto& [v, off] : offsets_) {
+    const Shape& s = shapes_.at(v);
+    prebuilt_[static_cast<size_t>(slot_of_.at(v))] = Tensor::make_view(
+        arena_->storage, s, contiguous_strides(s), off / static_cast<int64_t>(itemsize(v->dtype)), v->dtype);
   }
   // Outputs of size zero still need a tensor to write nothing into.
   for (auto& s : steps_)
@@ -242,7 +288,7 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
       Tensor& t = prebuilt_[static_cast<size_t>(s.out[k])];
       const Value* v = s.node->outputs[k];
       if (!t.defined() && (is_plain_op(*s.node) || (s.node->kind == NodeKind::Op && s.node->op->mutates_inputs())))
-        t = Tensor::empty(shapes_[v], v->dtype, dev);
+        t = Tensor::empty(shapes_.at(v), v->dtype, dev);
     }
 }
 
@@ -263,6 +309,9 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
   GLIA_CHECK(feeds.size() == feeds_.size(), ValueError, "plan: expected ", feeds_.size(), " feeds, got ", feeds.size());
   no_grad guard;  // a compiled graph already holds its gradients as nodes
   graph_hook::Suspend eager;
+  if (arena_->storage.get() != bound_) bind_arena();  // another plan sharing the arena grew it
+  for (auto& f : graph_.before_run()) f();
+  for (auto& [n, initial] : fresh_) n->tensor.copy_(initial);
   std::map<const Value*, size_t> feed_index;
   for (size_t i = 0; i < feeds.size(); ++i) {
     check_feed(i, feeds[i]);
@@ -324,6 +373,7 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
   }
   // Do not keep the feeds alive between runs.
   for (Value* f : feeds_) values_[static_cast<size_t>(slot_of_.at(f))] = Tensor();
+  for (auto& f : graph_.after_run()) f();
   return result;
 }
 

@@ -16,7 +16,8 @@ struct Function::Traced {
   std::vector<graph::Value*> inputs;
 };
 
-Function::Function(Fn f, FunctionOptions o) : fn_(std::move(f)), o_(std::move(o)) {}
+Function::Function(Fn f, FunctionOptions o)
+    : fn_(std::move(f)), o_(std::move(o)), arena_(std::make_shared<graph::Arena>()) {}
 Function::~Function() = default;
 Function::Function(Function&&) noexcept = default;
 Function& Function::operator=(Function&&) noexcept = default;
@@ -75,7 +76,7 @@ Function::Traced& Function::get(const std::vector<Tensor>& inputs, const std::st
   for (const Tensor& x : inputs) shapes.push_back(x.shape());
   t->plan =
       std::make_unique<graph::Plan>(*t->graph, t->inputs, shapes, t->graph->outputs(), std::vector<graph::Value*>{},
-                                    graph::PlanOptions{.run_all_side_effects = true});
+                                    graph::PlanOptions{.run_all_side_effects = true, .arena = arena_});
   return *cache_.emplace(sig, std::move(t)).first->second;
 }
 

@@ -131,6 +131,37 @@ int fuse_conv(Graph& g) {
   return absorbed;
 }
 
+// --- relu_backward after max_pool2d_backward
+//
+// conv -> relu -> max_pool2d differentiates to relu_backward(max_pool2d_backward(g, index), y),
+// with y the relu output the pool read: a mask applied to the full-size map the pool's backward
+// scattered into. The pool's output p holds y at the index, so masking g by p > 0 before the
+// scatter gives the same map, and reads and writes a quarter of the memory:
+//   max_pool2d_backward(relu_backward(g, p), index).
+
+int fuse_pool_relu_backward(Graph& g) {
+  detail::GraphInfo info(g);
+  int rewritten = 0;
+  for (auto& np : g.nodes()) {
+    Node* r = np.get();
+    if (!is_op(r, "relu_backward")) continue;
+    Node* b = r->inputs[0]->producer;
+    if (!is_op(b, "max_pool2d_backward") || only_consumer(info, b->outputs[0]) != r) continue;
+    Node* pool = b->inputs[1]->producer;
+    if (!is_op(pool, "max_pool2d") || b->inputs[1] != pool->outputs[1] || pool->inputs[0] != r->inputs[1]) continue;
+    Value *grad = b->inputs[0], *index = b->inputs[1], *p = pool->outputs[0], *mid = b->outputs[0];
+    if (grad->shape != p->shape || grad->dtype != p->dtype) continue;
+    // p and the grad are read at b's place instead of r's: nothing may write them in between.
+    if (!stable(info, p, info.pos(b), info.pos(r)) || !stable(info, index, info.pos(b), info.pos(r))) continue;
+    Attrs pool_attrs = b->attrs;
+    become(*b, "relu_backward", {grad, p}, Attrs());
+    mid->shape = p->shape;
+    become(*r, "max_pool2d_backward", {mid, index}, std::move(pool_attrs));
+    ++rewritten;
+  }
+  return rewritten;
+}
+
 // --- element-wise chains
 
 /// An element-wise node's instruction (operands and destination left to fill), if fusable.
@@ -337,7 +368,8 @@ int fuse_chains(Graph& g) {
 }  // namespace
 
 int fuse_elementwise(Graph& g) {
-  int n = fuse_matmul(g);
+  int n = fuse_pool_relu_backward(g);
+  n += fuse_matmul(g);
   n += fuse_conv(g);
   n += fuse_chains(g);
   return n;

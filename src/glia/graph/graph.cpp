@@ -26,8 +26,13 @@ Graph* graph_of(const Tensor& t) {
 
 TensorList record_hook(const OpDef& op, std::span<const Tensor> in, const Attrs& attrs, bool inplace);
 
+void run_hooks(const Tensor& t, std::function<void()> before, std::function<void()> after) {
+  graph_of(t)->add_run_hooks(std::move(before), std::move(after));
+}
+
 const bool hook_installed = [] {
   graph_hook::install(&record_hook);
+  graph_hook::install_run_hooks(&run_hooks);
   return true;
 }();
 
@@ -131,6 +136,16 @@ Tensor Graph::constant(const Tensor& value, const std::string& name) {
   return tensor_of(n->outputs[0]);
 }
 
+std::vector<Tensor> Graph::update_ops() {
+  std::vector<Tensor> out;
+  for (auto& n : nodes_) {
+    if (n->kind != NodeKind::Op || !n->inplace || n->inputs.empty()) continue;
+    // Real tensors written in place (captures, constants made after the graph) and variables.
+    if (n->inputs[0]->producer->kind != NodeKind::Placeholder) out.push_back(tensor_of(n->outputs[0]));
+  }
+  return out;
+}
+
 std::vector<Node*> Graph::placeholders() const {
   std::vector<Node*> out;
   for (auto& n : nodes_)
@@ -174,6 +189,25 @@ void Graph::erase_if(const std::function<bool(const Node&)>& dead) {
   ++version_;
 }
 
+void Graph::add_run_hooks(std::function<void()> before, std::function<void()> after) {
+  if (before) before_run_.push_back(std::move(before));
+  if (after) after_run_.push_back(std::move(after));
+}
+
+void Graph::reorder(const std::vector<Node*>& order) {
+  GLIA_CHECK(order.size() == nodes_.size(), InternalError, "graph: reorder with ", order.size(), " nodes for ",
+             nodes_.size());
+  std::unordered_map<const Node*, std::unique_ptr<Node>> owned;
+  for (auto& n : nodes_) owned.emplace(n.get(), std::move(n));
+  nodes_.clear();
+  for (Node* n : order) {
+    auto it = owned.find(n);
+    GLIA_CHECK(it != owned.end() && it->second, InternalError, "graph: reorder lists a node twice or a stranger");
+    nodes_.push_back(std::move(it->second));
+  }
+  ++version_;
+}
+
 void Graph::replace_uses(Value* from, Value* to) {
   for (auto& n : nodes_)
     for (Value*& v : n->inputs)
@@ -207,6 +241,14 @@ std::string Graph::to_dot(const std::vector<Tensor>& fetches) const {
     }
     return v->shape.empty() ? std::string("scalar") : s.str();
   };
+  // Constants that a node writes (optimizer slots made while tracing) are state, not constants.
+  std::unordered_set<const Node*> written;
+  for (auto& n : nodes_) {
+    if (n->kind != NodeKind::Op) continue;
+    for (size_t i = 0; i < n->inputs.size(); ++i)
+      if ((n->inplace && i == 0) || n->op->writes_input(i, n->inputs.size(), n->attrs))
+        written.insert(n->inputs[i]->producer);
+  }
   std::ostringstream os;
   os << "digraph glia {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
   for (auto& n : nodes_) {
@@ -230,8 +272,8 @@ std::string Graph::to_dot(const std::vector<Tensor>& fetches) const {
         style = "shape=ellipse, style=filled, fillcolor=\"#fff2cc\"";
         break;
       case NodeKind::Constant:
-        label = "const";
-        style = "shape=plaintext";
+        label = written.count(n.get()) ? "state" : "const";
+        style = written.count(n.get()) ? "shape=ellipse, style=filled, fillcolor=\"#fff2cc\"" : "shape=plaintext";
         break;
     }
     if (!n->outputs.empty()) label += "\\n" + shape_str(n->outputs[0]);

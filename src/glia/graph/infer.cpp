@@ -58,11 +58,26 @@ std::vector<TensorSpec> infer_op(const OpDef& op, std::span<const Tensor> in, co
   if (!unknown) return infer_probe(op, in, attrs, 1);
   // Unknown dims (a placeholder's batch) are probed with two sizes: what differs between the two
   // results depends on them and stays unknown until the graph runs with real feeds.
-  std::vector<TensorSpec> a = infer_probe(op, in, attrs, 7), b = infer_probe(op, in, attrs, 13);
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t d = 0; d < a[i].shape.size(); ++d)
-      if (d >= b[i].shape.size() || a[i].shape[d] != b[i].shape[d]) a[i].shape[d] = -1;
-  return a;
+  auto probe_pair = [&](int64_t p, int64_t q) {
+    std::vector<TensorSpec> a = infer_probe(op, in, attrs, p), b = infer_probe(op, in, attrs, q);
+    for (size_t i = 0; i < a.size(); ++i)
+      for (size_t d = 0; d < a[i].shape.size(); ++d)
+        if (d >= b[i].shape.size() || a[i].shape[d] != b[i].shape[d]) a[i].shape[d] = -1;
+    return a;
+  };
+  try {
+    return probe_pair(7, 13);
+  } catch (const Error&) {
+    // An unknown dim may stand for a multiple of known sizes (a batch of 2x3 rows flattened, then
+    // reshaped back to [-1, 2, 3]); sizes divisible by every number up to 12 (and 14, 15, 16) fit
+    // those. If they fail too, the first error (with small sizes) is the clearer one.
+    constexpr int64_t kSmooth = 55440;
+    try {
+      return probe_pair(7 * kSmooth, 13 * kSmooth);
+    } catch (const Error&) {
+    }
+    throw;
+  }
 }
 
 std::vector<TensorSpec> infer_node(const Node& n, const std::vector<Shape>& input_shapes) {

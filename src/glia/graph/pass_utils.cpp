@@ -23,8 +23,9 @@ GraphInfo::GraphInfo(const Graph& g) {
     if (n->kind == NodeKind::Op) {
       if (n->inplace && !n->inputs.empty()) writes_[buffer(n->inputs[0])].push_back(p);
       if (n->op->mutates_inputs())
-        for (Value* v : n->inputs) {
-          auto& w = writes_[buffer(v)];
+        for (size_t i = 0; i < n->inputs.size(); ++i) {
+          if (!n->op->writes_input(i, n->inputs.size(), n->attrs)) continue;
+          auto& w = writes_[buffer(n->inputs[i])];
           if (w.empty() || w.back() != p) w.push_back(p);
         }
     }

@@ -7,7 +7,7 @@
 
 namespace glia::graph {
 
-Session::Session(Graph& g) : graph_(g) { initialize(); }
+Session::Session(Graph& g) : graph_(g), arena_(std::make_shared<Arena>()) { initialize(); }
 Session::~Session() = default;
 
 void Session::initialize() {
@@ -81,7 +81,9 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& fetches,
     key << v->id << ":" << to_string(value.shape()) << ",";
   }
   auto& plan = plans_[key.str()];
-  if (!plan) plan = std::make_unique<Plan>(graph_, feed_values, feed_shapes, fetch_values, target_values);
+  if (!plan)
+    plan = std::make_unique<Plan>(graph_, feed_values, feed_shapes, fetch_values, target_values,
+                                  PlanOptions{.arena = arena_});
   return plan->run(feed_tensors, vars_, true);
 }
 

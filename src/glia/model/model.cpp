@@ -357,9 +357,12 @@ void Model::make_compiled_steps() {
         if (has_regularizers(*this)) loss = loss + regularization_loss();
         std::vector<Variable*> vars = trainable_weights();
         if (!vars.empty()) {
+          // A non-finite loss skips the update, as the eager step does by checking first. (The
+          // check comes before the gradients, so that updates can run as soon as their own
+          // gradient is ready: see graph::schedule_updates.)
+          Tensor finite = isfinite(loss);
           std::vector<Tensor> grads = grad({loss}, values_of(vars), {.allow_unused = true});
-          // A non-finite loss skips the update, as the eager step does by checking first.
-          optimizer_->apply_gradients(grads, vars, isfinite(loss));
+          optimizer_->apply_gradients(grads, vars, finite);
         }
         std::vector<Tensor> r = {loss};
         r.insert(r.end(), out.begin(), out.end());
@@ -381,6 +384,16 @@ void Model::make_compiled_steps() {
       fo);
   fo.name = name() + ".predict_step";
   predict_fn_ = std::make_unique<Function>([this](const std::vector<Tensor>& in) { return forward(in, false); }, fo);
+}
+
+Function& Model::step_function(const std::string& which) {
+  GLIA_CHECK(which == "train" || which == "test" || which == "predict", ValueError, "step_function: unknown step '",
+             which, "' (expected train, test or predict)");
+  if (which != "predict") require_compiled("step_function");
+  GLIA_CHECK(built() || is_functional(), ValueError, "step_function: model \"", name(),
+             "\" is not built yet: call it on data (or give it an InputLayer) first");
+  if (!train_fn_) make_compiled_steps();
+  return which == "train" ? *train_fn_ : which == "test" ? *test_fn_ : *predict_fn_;
 }
 
 bool Model::trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs) {

@@ -57,6 +57,15 @@ Attrs with(const Attrs& a, const char* key, IntList v) {
 
 const OpDef& op(const char* name) { return OpRegistry::instance().get(name); }
 
+/// The "input_shape" attr of a backward op. In a graph with an unknown batch it holds -1 there
+/// (the input's shape when the gradient was built); the batch is the gradient's (input `from`).
+Shape input_shape_attr(const InferContext& c, size_t from = 0) {
+  const auto& a = c.attr<I64s>("input_shape");
+  Shape s(a.begin(), a.end());
+  if (!s.empty() && s[0] < 0 && !c.shape(from).empty()) s[0] = c.shape(from)[0];
+  return s;
+}
+
 grads conv_grads(GradContext& c) {
   const Tensor& g = c.grad_out();
   Tensor gx, gw, gb;
@@ -99,10 +108,10 @@ GLIA_OP(conv2d_input_grad)
     .inputs({"grad", "w"})
     .infer([](InferContext& c) {
       check_same_dtype(c);
-      const auto& s = c.attr<I64s>("input_shape");
+      Shape s = input_shape_attr(c);
       GLIA_CHECK(checked_conv_out(c, s, c.shape(1)) == c.shape(0), ShapeError, c.name(), ": grad ",
                  to_string(c.shape(0)), " is not the output shape for input ", to_string(s));
-      c.set_output(Shape(s.begin(), s.end()), c.dtype(0));
+      c.set_output(s, c.dtype(0));
     })
     .grad([](GradContext& c) {
       const Tensor& gg = c.grad_out();  // shaped like the conv input
@@ -179,9 +188,9 @@ GLIA_OP(max_pool2d)
 GLIA_OP(max_pool2d_backward)
     .inputs({"grad", "index"})
     .infer([](InferContext& c) {
-      const auto& s = c.attr<I64s>("input_shape");
+      Shape s = input_shape_attr(c);
       check_pool_grad(c, s, c.shape(0), c.shape(1));
-      c.set_output(Shape(s.begin(), s.end()), c.dtype(0));
+      c.set_output(s, c.dtype(0));
     })
     .save_inputs({1})
     .grad([](GradContext& c) {
@@ -217,9 +226,9 @@ GLIA_OP(avg_pool2d)
 GLIA_OP(avg_pool2d_backward)
     .inputs({"grad"})
     .infer([](InferContext& c) {
-      const auto& s = c.attr<I64s>("input_shape");
+      Shape s = input_shape_attr(c);
       check_pool_grad(c, s, c.shape(0), c.shape(0));
-      c.set_output(Shape(s.begin(), s.end()), c.dtype(0));
+      c.set_output(s, c.dtype(0));
     })
     .save_inputs({})
     .grad([](GradContext& c) { return grads{call(op_avg_pool2d, {c.grad_out()}, Attrs(c.attrs()))}; });

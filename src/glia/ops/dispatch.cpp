@@ -72,8 +72,9 @@ OpDef& OpDef::non_differentiable() {
   differentiable_ = false;
   return *this;
 }
-OpDef& OpDef::mutating() {
+OpDef& OpDef::mutating(WritesFn writes) {
   mutating_ = true;
+  writes_ = std::move(writes);
   return *this;
 }
 OpDef& OpDef::random() {
@@ -205,9 +206,16 @@ void check_inputs(const OpDef& op, std::span<const Tensor> in) {
 namespace graph_hook {
 namespace {
 RecordFn g_record = nullptr;
+RunHooksFn g_run_hooks = nullptr;
 thread_local void* t_current = nullptr;
 }  // namespace
 void install(RecordFn f) { g_record = f; }
+void install_run_hooks(RunHooksFn f) { g_run_hooks = f; }
+void on_run(const Tensor& symbolic, std::function<void()> before, std::function<void()> after) {
+  GLIA_CHECK(g_run_hooks != nullptr && symbolic.is_symbolic(), InternalError,
+             "graph_hook::on_run: needs a symbolic tensor and the graph layer");
+  g_run_hooks(symbolic, std::move(before), std::move(after));
+}
 void* current() { return t_current; }
 void set_current(void* graph) { t_current = graph; }
 TensorList record(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs, bool inplace) {

@@ -39,10 +39,6 @@ Shape index_add_src_shape(const Shape& base, int64_t dim, int64_t n) {
   return s;
 }
 
-Tensor zeros_of(const Shape& s, const Tensor& like) {
-  return zeros(s, {.dtype = like.dtype(), .device = like.device()});
-}
-
 }  // namespace
 
 GLIA_OP(gather)
@@ -55,7 +51,7 @@ GLIA_OP(gather)
     .save_inputs({1})
     .grad([](GradContext& c) {
       int64_t dim = c.attr<int64_t>("dim");
-      return grads{scatter_add(zeros_of(c.input_shape(0), c.grad_out()), dim, c.input(1), c.grad_out()), Tensor()};
+      return grads{scatter_add(c.zeros_like_input(0, c.grad_out().dtype()), dim, c.input(1), c.grad_out()), Tensor()};
     });
 
 GLIA_OP(scatter_add)
@@ -94,7 +90,7 @@ GLIA_OP(index_select)
     .save_inputs({1})
     .grad([](GradContext& c) {
       int64_t dim = c.attr<int64_t>("dim");
-      return grads{index_add(zeros_of(c.input_shape(0), c.grad_out()), dim, c.input(1), c.grad_out()), Tensor()};
+      return grads{index_add(c.zeros_like_input(0, c.grad_out().dtype()), dim, c.input(1), c.grad_out()), Tensor()};
     });
 
 GLIA_OP(index_add)

@@ -134,15 +134,26 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   Tensor g = gamma.defined() ? cast(gamma, sd) : ones({C}, {.dtype = sd, .device = x.device()});
   Tensor b = beta.defined() ? cast(beta, sd) : zeros({C}, {.dtype = sd, .device = x.device()});
   if (o.training) {
+    // A graph's unknown batch (numel -1) is counted when the graph runs.
+    bool unknown = x.numel() < 0;
     int64_t M = C == 0 ? 0 : x.numel() / C;
-    GLIA_CHECK(M > 1, ValueError, "batch_norm: training needs more than one value per channel, got input shape ",
-               to_string(x.shape()));
+    GLIA_CHECK(unknown || M > 1, ValueError,
+               "batch_norm: training needs more than one value per channel, got input shape ", to_string(x.shape()));
     TensorList r = dispatch(op_batch_norm_train, {x, g, b}, {{"eps", o.eps}});
     no_grad guard;
+    // In a graph built without a scope, the state alone is not symbolic: record the updates too.
+    graph_hook::RecordInto record(r[1]);
     if (running_mean.defined()) running_mean.mul_(o.momentum).add_(r[1] * (1.0 - o.momentum));
-    if (running_var.defined())
-      running_var.mul_(o.momentum)
-          .add_(r[3] * (static_cast<double>(M) / static_cast<double>(M - 1) * (1.0 - o.momentum)));
+    if (running_var.defined()) {
+      if (unknown) {
+        std::vector<int64_t> rows = row_dims(x.dim());
+        Tensor m = call(OpRegistry::instance().get("count_like"), {x.detach()}, {{"dims", rows}}).to(sd);
+        running_var.mul_(o.momentum).add_(r[3] * (m / (m - 1.0) * (1.0 - o.momentum)));
+      } else {
+        running_var.mul_(o.momentum)
+            .add_(r[3] * (static_cast<double>(M) / static_cast<double>(M - 1) * (1.0 - o.momentum)));
+      }
+    }
     return r[0];
   }
   GLIA_CHECK(running_mean.defined() && running_var.defined(), ValueError,
@@ -201,7 +212,8 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& gamma,
   DType sd = stat_dtype(x.dtype());
   Tensor g = gamma.defined() ? reshape(cast(gamma, sd), {H}) : ones({H}, {.dtype = sd, .device = x.device()});
   Tensor b = beta.defined() ? reshape(cast(beta, sd), {H}) : zeros({H}, {.dtype = sd, .device = x.device()});
-  TensorList r = dispatch(op_layer_norm_fwd, {reshape(x, {R, H}), g, b}, {{"eps", eps}});
+  // A graph's unknown batch (numel -1): reshape infers the rows at run time.
+  TensorList r = dispatch(op_layer_norm_fwd, {reshape(x, {x.numel() < 0 ? -1 : R, H}), g, b}, {{"eps", eps}});
   return reshape(r[0], x.shape());
 }
 

@@ -147,9 +147,14 @@ GLIA_OP(argmin).inputs({"x"}).infer(arg_infer(false)).non_differentiable();
 GLIA_OP(var).inputs({"x"}).infer(reduce_infer(false, true)).grad([](GradContext& c) {
   Tensor x = c.input(0);
   const auto& dims = c.attr<std::vector<int64_t>>("dims");
-  int64_t n = count(x.shape(), dims) - c.attr<int64_t>("correction");
+  int64_t correction = c.attr<int64_t>("correction");
   Tensor m = mean(x, IntList(dims.data(), dims.size()), true);
-  return grads{expand_back(c.grad_out(), c) * (x - m) * (2.0 / static_cast<double>(n))};
+  Tensor d = expand_back(c.grad_out(), c) * (x - m);
+  bool unknown = false;
+  for (int64_t i : dims) unknown = unknown || x.shape()[static_cast<size_t>(i)] < 0;
+  if (unknown)  // a graph's runtime dim: count when it runs
+    return grads{d * (2.0 / (call(define_op("count_like"), {x.detach()}, {{"dims", dims}}) - correction))};
+  return grads{d * (2.0 / static_cast<double>(count(x.shape(), dims) - correction))};
 });
 
 // --- shapes known only when a graph runs (a placeholder's -1 batch)
@@ -201,7 +206,7 @@ Tensor prod(const Tensor& x, IntList dims, bool keepdim) {
 Tensor amax(const Tensor& x, IntList dims, bool keepdim) {
   auto d = norm_dims(dims, x.dim(), "amax");
   for (int64_t i : d)
-    GLIA_CHECK(x.shape()[static_cast<size_t>(i)] > 0, ValueError, "amax: cannot reduce over empty dimension ", i,
+    GLIA_CHECK(x.shape()[static_cast<size_t>(i)] != 0, ValueError, "amax: cannot reduce over empty dimension ", i,
                " (shape ", to_string(x.shape()), ")");
   return call(op_amax, {x}, rattrs(d, keepdim));
 }
@@ -209,20 +214,20 @@ Tensor amax(const Tensor& x, IntList dims, bool keepdim) {
 Tensor amin(const Tensor& x, IntList dims, bool keepdim) {
   auto d = norm_dims(dims, x.dim(), "amin");
   for (int64_t i : d)
-    GLIA_CHECK(x.shape()[static_cast<size_t>(i)] > 0, ValueError, "amin: cannot reduce over empty dimension ", i,
+    GLIA_CHECK(x.shape()[static_cast<size_t>(i)] != 0, ValueError, "amin: cannot reduce over empty dimension ", i,
                " (shape ", to_string(x.shape()), ")");
   return call(op_amin, {x}, rattrs(d, keepdim));
 }
 
 std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
   dim = wrap_axis(dim, x.dim(), "max");
-  GLIA_CHECK(x.numel() > 0, ValueError, "max: cannot reduce an empty tensor of shape ", to_string(x.shape()));
+  GLIA_CHECK(x.numel() != 0, ValueError, "max: cannot reduce an empty tensor of shape ", to_string(x.shape()));
   auto r = dispatch(op_max_dim, {x}, {{"dim", dim}, {"keepdim", keepdim}});
   return {r[0], r[1]};
 }
 std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
   dim = wrap_axis(dim, x.dim(), "min");
-  GLIA_CHECK(x.numel() > 0, ValueError, "min: cannot reduce an empty tensor of shape ", to_string(x.shape()));
+  GLIA_CHECK(x.numel() != 0, ValueError, "min: cannot reduce an empty tensor of shape ", to_string(x.shape()));
   auto r = dispatch(op_min_dim, {x}, {{"dim", dim}, {"keepdim", keepdim}});
   return {r[0], r[1]};
 }

@@ -212,6 +212,9 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   dim = wrap_axis(dim, x.dim(), "slice");
   GLIA_CHECK(step > 0, ValueError, "slice: step must be positive, got ", step);
   int64_t n = x.shape()[static_cast<size_t>(dim)];
+  // Clamping against a graph's unknown dim (-1, a placeholder's batch) would give a wrong shape.
+  GLIA_CHECK(n >= 0, ValueError, "slice: dimension ", dim, " of shape ", to_string(x.shape()),
+             " has a size known only when the graph runs; slicing along it is not supported");
   if (start < 0) start += n;
   if (end < 0) end += n;
   start = std::clamp<int64_t>(start, 0, n);
@@ -275,8 +278,14 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   std::vector<int64_t> s;
   for (int64_t d = 0; d < start_dim; ++d) s.push_back(x.shape()[static_cast<size_t>(d)]);
   int64_t m = 1;
-  for (int64_t d = start_dim; d <= end_dim; ++d) m *= x.shape()[static_cast<size_t>(d)];
-  s.push_back(m);
+  bool unknown = false;
+  for (int64_t d = start_dim; d <= end_dim; ++d) {
+    int64_t n = x.shape()[static_cast<size_t>(d)];
+    unknown = unknown || n < 0;
+    m *= n;
+  }
+  // A graph's unknown dim (-1) among the flattened ones: reshape infers the product at run time.
+  s.push_back(unknown ? -1 : m);
   for (int64_t d = end_dim + 1; d < x.dim(); ++d) s.push_back(x.shape()[static_cast<size_t>(d)]);
   return reshape(x, il(s));
 }
@@ -405,8 +414,16 @@ GLIA_OP(pad)
 GLIA_OP(pad_backward)
     .inputs({"grad"})
     .infer([](InferContext& c) {
-      const auto& s = c.attr<std::vector<int64_t>>("input_shape");
-      c.set_output(Shape(s.begin(), s.end()), c.dtype(0));
+      const auto& a = c.attr<std::vector<int64_t>>("input_shape");
+      const auto& pads = c.attr<std::vector<int64_t>>("pads");
+      Shape s(a.begin(), a.end());
+      // A graph's unknown dim (-1, a placeholder's batch): the gradient's, less the padding.
+      for (size_t d = 0; d < s.size(); ++d) {
+        if (s[d] >= 0 || d >= c.shape(0).size()) continue;
+        size_t k = 2 * (s.size() - 1 - d);  // pairs start from the last dim
+        s[d] = c.shape(0)[d] - (k < pads.size() ? pads[k] : 0) - (k + 1 < pads.size() ? pads[k + 1] : 0);
+      }
+      c.set_output(s, c.dtype(0));
     })
     .save_inputs({})
     .grad([](GradContext& c) {

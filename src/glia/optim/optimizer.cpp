@@ -45,20 +45,27 @@ InferFn update_infer(size_t min_slots, size_t max_slots) {
   };
 }
 
+/// Update ops write the parameter (input 0) and the slots; the gradient (input 1) and the step
+/// state and guard at the end are read only.
+bool writes_param_and_slots(size_t i, size_t n, const Attrs& a) {
+  size_t extra = (a.has("step_state") ? 1 : 0) + (a.has("guard") ? 1 : 0);
+  return i == 0 || (i >= 2 && i < n - extra);
+}
+
 }  // namespace
 
 // slots: [momentum] (present when attr momentum > 0); bool attr nesterov.
 GLIA_OP(optim_sgd_update)
     .inputs({"param", "grad", "slots"})
     .variadic()
-    .mutating()
+    .mutating(writes_param_and_slots)
     .non_differentiable()
     .infer(update_infer(0, 1));
 // slots: momentum, velocity, [velocity_hat] (amsgrad); attrs beta_1, beta_2, epsilon.
 GLIA_OP(optim_adam_update)
     .inputs({"param", "grad", "slots"})
     .variadic()
-    .mutating()
+    .mutating(writes_param_and_slots)
     .non_differentiable()
     .infer(update_infer(2, 3));
 // slots: velocity, [momentum] (attr momentum > 0), [average_gradient] (bool attr centered);
@@ -66,14 +73,14 @@ GLIA_OP(optim_adam_update)
 GLIA_OP(optim_rmsprop_update)
     .inputs({"param", "grad", "slots"})
     .variadic()
-    .mutating()
+    .mutating(writes_param_and_slots)
     .non_differentiable()
     .infer(update_infer(1, 3));
 // slots: accumulator; attr epsilon.
 GLIA_OP(optim_adagrad_update)
     .inputs({"param", "grad", "slots"})
     .variadic()
-    .mutating()
+    .mutating(writes_param_and_slots)
     .non_differentiable()
     .infer(update_infer(1, 1));
 
@@ -190,6 +197,15 @@ void Optimizer::step_all(const std::vector<Tensor>& grads, const std::vector<Ten
   // each run of the graph (see optimizer.h), so the rate and count are read at run time.
   bool tracing = graph_hook::intercepts(std::span<const Tensor>(grads.data(), grads.size()));
   if (tracing) {
+    // Without a guard, each run of the graph is one step: the graph keeps the count. With one
+    // (apply_gradients with apply_if), the caller decides after the run (see Model::train_step).
+    if (!guard_.defined())
+      for (const Tensor& g : grads)
+        if (g.defined() && g.is_symbolic()) {
+          graph_hook::on_run(
+              g, [this] { begin_step(); }, [this] { end_step(); });
+          break;
+        }
     GLIA_CHECK(can_run_in_graph(params), ValueError, fn,
                ": this optimizer runs its update as tensor ops here (option fused off, or a dtype or device without "
                "a fused kernel), which cannot be recorded into a compiled step; compile the model with "
