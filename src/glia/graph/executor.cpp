@@ -371,8 +371,8 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
     const Tensor& t = values_[static_cast<size_t>(slot_of_.at(v))];
     result.push_back(copy_outputs ? t.clone() : t);
   }
-  // Do not keep the feeds alive between runs.
-  for (Value* f : feeds_) values_[static_cast<size_t>(slot_of_.at(f))] = Tensor();
+  // Keep nothing alive between runs: not the feeds, nor views of them (a reshaped batch).
+  for (Tensor& t : values_) t = Tensor();
   for (auto& f : graph_.after_run()) f();
   return result;
 }
