@@ -46,6 +46,22 @@ using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 ::testing::AssertionResult gradgradcheck(const Fn& f, const std::vector<Tensor>& inputs, double eps = 1e-6,
                                          double atol = 1e-5, double rtol = 1e-4);
 
+/// Runs f and returns the what() of the glia::Error subclass E it throws ("" and a test failure
+/// when it throws nothing or something else).
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "did not throw";
+  return "";
+}
+
 /// .npy files (version 1, little-endian, C order) for exchanging arrays with NumPy.
 void save_npy(const std::string& path, const Tensor& t);
 Tensor load_npy(const std::string& path);

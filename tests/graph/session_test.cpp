@@ -12,6 +12,7 @@ using glia::graph::Graph;
 using glia::graph::GraphScope;
 using glia::graph::Session;
 using glia::testing::all_close;
+using glia::testing::error_of;
 using glia::testing::map_naive;
 using glia::testing::matmul_naive;
 using glia::testing::uniform;
@@ -22,20 +23,6 @@ namespace {
 
 Tensor f32(std::initializer_list<int64_t> shape, double lo = -1, double hi = 1) {
   return uniform(shape, lo, hi, DType::f32);
-}
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
 }
 
 TEST(GraphSession, VariablesPersistAcrossRuns) {

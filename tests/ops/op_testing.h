@@ -132,19 +132,4 @@ inline double atol_for(DType d) {
   }
 }
 
-/// Runs f and returns the what() of the glia::Error subclass E it throws ("" and a failure otherwise).
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
-
 }  // namespace glia::testing

@@ -15,22 +15,12 @@
 using namespace glia;
 using namespace glia::optimizers;
 using glia::testing::all_close;
+using glia::testing::error_of;
 using glia::testing::uniform;
 using glia::testing::values;
 using ::testing::HasSubstr;
 
 namespace {
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
 
 // --- the reference: Keras 3's rules written out element by element in double
 

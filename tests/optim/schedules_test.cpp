@@ -9,22 +9,10 @@
 
 using namespace glia;
 using namespace glia::optimizers::schedules;
+using glia::testing::error_of;
 using ::testing::HasSubstr;
 
-namespace {
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(Schedules, ExponentialDecayClosedForm) {
   ExponentialDecay s(0.1, 10, 0.5);
