@@ -178,6 +178,15 @@ class Model : public Layer {
   /// Output names (the producing layers' names) for metric prefixes.
   std::vector<std::string> output_names() const;
 
+  // --- weights files (src/glia/model/weights_io.cpp)
+  /// Writes all weights to a safetensors file, named by their path in the model ("dense/kernel",
+  /// "dense_1/bias": sublayers by class in snake case, numbered per parent as Keras 3 does), so
+  /// that a model of the same architecture built elsewhere loads them. ValueError if not built.
+  void save_weights(const std::string& path);
+  /// Reads weights written by save_weights into this built model of the same architecture; every
+  /// weight must be in the file with its shape, and the file must hold nothing else.
+  void load_weights(const std::string& path);
+
  protected:
   /// Batch logs from one training step (used by fit and train_on_batch).
   Logs train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
