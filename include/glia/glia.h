@@ -20,6 +20,7 @@
 #include "glia/graph/passes.h"
 #include "glia/graph/session.h"
 #include "glia/io/safetensors.h"
+#include "glia/io/zip.h"
 #include "glia/model/callbacks.h"
 #include "glia/model/model.h"
 #include "glia/model/zoo.h"

@@ -250,4 +250,13 @@ class Sequential : public Model {
   std::vector<Shape> output_shapes_;  // per layer, with -1 batch, once built
 };
 
+/// Rebuilds a model from Model::config() / Sequential::config(): a Sequential from its layer list,
+/// a Functional model by replaying its layer calls (shared layers called several times stay
+/// shared), a subclassed model by its registered class name (GLIA_REGISTER_LAYER). Weights are
+/// fresh (load them with set_weights / load_weights). Errors (ValueError) name what is wrong:
+/// an unregistered class name (say how to register it), a dangling inbound reference, a missing key.
+/// Also takes the {"class_name": ..., "config": ...} form of layer_to_config(model), the only form
+/// that names a subclassed model's class. Layers and models keep the names in the config.
+ModelPtr model_from_config(const Config& config);
+
 }  // namespace glia
