@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "glia/core/error.h"
+#include "glia/io/files.h"
 
 namespace glia::io {
 
@@ -259,9 +260,7 @@ SafetensorsFile from_safetensors(std::string_view bytes, const std::string& what
   return out;
 }
 
-namespace {
-std::string errno_text(const std::string& op) { return op + ": " + std::strerror(errno); }
-}  // namespace
+using detail::errno_text;
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
@@ -282,25 +281,12 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     if (w <= 0) fail("cannot write " + tmp);
     done += static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0) fail("cannot fsync " + tmp);
   if (::close(fd) != 0) {
     std::string text = errno_text("cannot close " + tmp);
     ::unlink(tmp.c_str());
     throw IOError(path, text);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string text = errno_text("cannot rename " + tmp);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  }
-  // Makes the rename itself durable; best effort, as some file systems refuse to fsync directories.
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  detail::fsync_and_rename(tmp, path);
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {

@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "glia/core/error.h"
+#include "glia/io/files.h"
 
 namespace glia::io {
 
@@ -28,7 +29,7 @@ constexpr uint64_t kMaxTotalSize = uint64_t{16} << 30;
 // bomb): refusing it bounds the allocation by the size of the file itself.
 constexpr uint64_t kMaxDeflateRatio = 1032;
 
-std::string errno_text(const std::string& op) { return op + ": " + std::strerror(errno); }
+using detail::errno_text;
 
 std::string zip_error_text(int code) {
   zip_error_t err;
@@ -130,28 +131,8 @@ void write_zip(const std::string& path, const std::vector<std::pair<std::string,
   else
     write_with_libzip(path, tmp, members, compress);
 
-  // libzip does not fsync; without this a crash after the rename could leave an empty or partial file.
-  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    std::string text = errno_text("cannot fsync " + tmp);
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string text = errno_text("cannot rename " + tmp);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  }
-  // Makes the rename itself durable; best effort, as some file systems refuse to fsync directories.
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  // libzip does not fsync.
+  detail::fsync_and_rename(tmp, path);
 }
 
 namespace {

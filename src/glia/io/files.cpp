@@ -1,0 +1,40 @@
+#include "glia/io/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "glia/core/error.h"
+
+namespace glia::io::detail {
+
+std::string errno_text(const std::string& op) { return op + ": " + std::strerror(errno); }
+
+void fsync_and_rename(const std::string& tmp, const std::string& path) {
+  // Without the fsync, a crash after the rename could leave an empty or partial file in place.
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    std::string text = errno_text("cannot fsync " + tmp);
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw IOError(path, text);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string text = errno_text("cannot rename " + tmp);
+    ::unlink(tmp.c_str());
+    throw IOError(path, text);
+  }
+  // Makes the rename itself durable; best effort, as some file systems refuse to fsync folders.
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace glia::io::detail
