@@ -186,6 +186,10 @@ class Model : public Layer {
   /// Reads weights written by save_weights into this built model of the same architecture; every
   /// weight must be in the file with its shape, and the file must hold nothing else.
   void load_weights(const std::string& path);
+  /// The whole model in one file (a zip): config.json (the architecture and the compile
+  /// configuration), metadata.json, model.safetensors (the weights) and optimizer.safetensors (its
+  /// slots and step count). glia::load_model reads it back. Written atomically.
+  void save(const std::string& path);
 
  protected:
   /// Batch logs from one training step (used by fit and train_on_batch).
@@ -258,5 +262,11 @@ class Sequential : public Model {
 /// Also takes the {"class_name": ..., "config": ...} form of layer_to_config(model), the only form
 /// that names a subclassed model's class. Layers and models keep the names in the config.
 ModelPtr model_from_config(const Config& config);
+
+/// A model saved by Model::save: the architecture rebuilt (custom layers must be registered with
+/// GLIA_REGISTER_LAYER), the weights loaded, and, when it was compiled, compiled again with its
+/// optimizer's state restored, so that training continues exactly. IOError naming the file and
+/// the problem for anything missing or malformed.
+ModelPtr load_model(const std::string& path);
 
 }  // namespace glia

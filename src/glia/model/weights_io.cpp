@@ -6,13 +6,17 @@
 // differ between two models of the same architecture, and the file must load into either.
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <ctime>
 #include <map>
 #include <set>
 #include <string>
 #include <unordered_set>
 
 #include "glia/io/safetensors.h"
+#include "glia/io/zip.h"
 #include "glia/model/model.h"
+#include "glia/version.h"
 
 namespace glia {
 
@@ -80,32 +84,127 @@ void Model::save_weights(const std::string& path) {
   io::save_safetensors(path, ts, {{"format", "glia"}});
 }
 
-void Model::load_weights(const std::string& path) {
-  auto expected = named_weights(*this, "load_weights");
-  io::SafetensorsFile f = io::load_safetensors(path);
-  std::map<std::string, Tensor> file(f.tensors.begin(), f.tensors.end());
+namespace {
+
+/// Assigns the named tensors to the model's weights: all or nothing (every name and shape is
+/// checked before anything is assigned). `where` names the source in errors.
+void assign_weights(Model& m, const io::NamedTensors& tensors, const std::string& where, const char* fn) {
+  auto expected = named_weights(m, fn);
+  std::map<std::string, Tensor> file(tensors.begin(), tensors.end());
   std::string missing, extra;
   std::set<std::string> want;
   for (auto& [name, v] : expected) {
     want.insert(name);
     if (!file.count(name)) missing += (missing.empty() ? "" : ", ") + name;
   }
-  for (auto& [name, t] : f.tensors)
+  for (auto& [name, t] : tensors)
     if (!want.count(name)) extra += (extra.empty() ? "" : ", ") + name;
   if (!missing.empty())
-    throw IOError(path, "load_weights: the file lacks weights of model \"" + name() + "\": " + missing);
+    throw IOError(where, std::string(fn) + ": the file lacks weights of model \"" + m.name() + "\": " + missing);
   if (!extra.empty())
-    throw ValueError("load_weights: " + path + " holds weights that model \"" + name() + "\" does not have: " + extra);
-  // Every shape is checked before any is assigned, so that a failed load leaves the model as it was.
+    throw ValueError(std::string(fn) + ": " + where + " holds weights that model \"" + m.name() +
+                     "\" does not have: " + extra);
   for (auto& [name, v] : expected) {
     const Tensor& t = file.at(name);
-    GLIA_CHECK(t.shape() == v->value.shape(), ShapeError, "load_weights: weight \"", name, "\" in ", path,
-               " has shape ", to_string(t.shape()), ", the model's has ", to_string(v->value.shape()));
+    GLIA_CHECK(t.shape() == v->value.shape(), ShapeError, fn, ": weight \"", name, "\" in ", where, " has shape ",
+               to_string(t.shape()), ", the model's has ", to_string(v->value.shape()));
   }
   for (auto& [name, v] : expected) {
     const Tensor& t = file.at(name);
     v->assign(t.dtype() == v->value.dtype() ? t : t.to(v->value.dtype()));
   }
+}
+
+std::string utc_now() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+constexpr int kFormatVersion = 1;
+
+}  // namespace
+
+void Model::load_weights(const std::string& path) {
+  io::SafetensorsFile f = io::load_safetensors(path);
+  assign_weights(*this, f.tensors, path, "load_weights");
+}
+
+void Model::save(const std::string& path) {
+  io::NamedTensors weights;
+  for (auto& [name, v] : named_weights(*this, "save")) weights.emplace_back(name, v->value.detach());
+  Config config = Config::object();
+  config["model"] = layer_to_config(*this);
+  io::NamedTensors opt;
+  if (compiled()) {
+    Config c = Config::object();
+    c["optimizer"] = optimizers::to_config(*optimizer_);
+    Config losses = Config::array();
+    for (const auto& l : losses_) losses.push_back(losses::to_config(*l));
+    c["losses"] = losses;
+    Config metrics = Config::array();
+    for (const auto& m : compile_opts_.metrics) metrics.push_back(m.get() ? m.get()->name() : m.name());
+    c["metrics"] = metrics;
+    c["loss_weights"] = compile_opts_.loss_weights;
+    c["run_eagerly"] = compile_opts_.run_eagerly;
+    config["compile"] = c;
+    for (auto& [k, t] : optimizer_->state()) opt.emplace_back(k, t);
+  } else {
+    config["compile"] = nullptr;
+  }
+  Config meta = {
+      {"glia_version", version()}, {"format", "glia.model"}, {"format_version", kFormatVersion}, {"date", utc_now()}};
+  io::write_zip(path, {{"metadata.json", meta.dump(2)},
+                       {"config.json", config.dump(2)},
+                       {"model.safetensors", io::to_safetensors(weights)},
+                       {"optimizer.safetensors", io::to_safetensors(opt)}});
+}
+
+ModelPtr load_model(const std::string& path) {
+  auto members = io::read_zip(path, {"metadata.json", "config.json", "model.safetensors", "optimizer.safetensors"});
+  auto parse = [&](const char* member) {
+    try {
+      Config c = Config::parse(members.at(member));
+      if (!c.is_object()) throw IOError(path, std::string(member) + " is not a JSON object");
+      return c;
+    } catch (const Config::exception& e) {
+      throw IOError(path, std::string(member) + " is not valid JSON: " + e.what());
+    }
+  };
+  Config meta = parse("metadata.json");
+  if (!meta.contains("format_version") || !meta["format_version"].is_number_integer() ||
+      meta["format_version"].get<int64_t>() > kFormatVersion)
+    throw IOError(path, "metadata.json: format_version " +
+                            (meta.contains("format_version") ? meta["format_version"].dump() : std::string("missing")) +
+                            " is not one this Glia reads (up to " + std::to_string(kFormatVersion) + ")");
+  Config config = parse("config.json");
+  if (!config.contains("model") || !config.contains("compile"))
+    throw IOError(path, "config.json lacks \"model\" or \"compile\"");
+  ModelPtr m = model_from_config(config["model"]);
+  if (!m->built())
+    throw IOError(path, "the saved model \"" + m->name() +
+                            "\" cannot be built from its config (a Sequential model needs an InputLayer)");
+  assign_weights(*m, io::from_safetensors(members.at("model.safetensors"), path + ": model.safetensors").tensors, path,
+                 "load_model");
+  const Config& c = config["compile"];
+  if (c.is_null()) return m;
+  try {
+    CompileOptions o;
+    o.optimizer = optimizers::from_config(c.at("optimizer"));
+    for (const auto& l : c.at("losses")) o.losses.emplace_back(losses::from_config(l));
+    for (const auto& name : c.at("metrics")) o.metrics.emplace_back(name.get<std::string>());
+    o.loss_weights = c.at("loss_weights").get<std::vector<double>>();
+    o.run_eagerly = c.at("run_eagerly").get<bool>();
+    m->compile(std::move(o));
+  } catch (const Config::exception& e) {
+    throw IOError(path, std::string("config.json: malformed \"compile\": ") + e.what());
+  }
+  io::SafetensorsFile opt = io::from_safetensors(members.at("optimizer.safetensors"), path + ": optimizer.safetensors");
+  m->optimizer()->load_state(std::map<std::string, Tensor>(opt.tensors.begin(), opt.tensors.end()));
+  return m;
 }
 
 }  // namespace glia
