@@ -5,9 +5,6 @@
 // matmul primitive with the bias and an eltwise post-op, cached per geometry.
 #include "glia/ops/fused.h"
 
-#include <omp.h>
-
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -213,15 +210,6 @@ void fused_elementwise_kernel(KernelContext& k) {
 
 namespace dn = dnnl;
 
-// Like the matmul kernel: small products run on one thread (see matmul.cpp).
-int64_t serial_gemm_limit() {
-  static const int64_t limit = [] {
-    const char* e = std::getenv("GLIA_SERIAL_GEMM");
-    return e ? std::atoll(e) : int64_t(1) << 23;
-  }();
-  return limit;
-}
-
 /// Strides of a [rows, cols] view oneDNN can read (one unit stride, the other covering it), with
 /// size-1 dims given the strides of a contiguous matrix; false if there are none.
 bool plain_strides(int64_t rows, int64_t cols, int64_t& rs, int64_t& cs) {
@@ -290,24 +278,6 @@ void epilogue(float* y, int64_t M, int64_t N, const float* bias, const std::stri
                   : approximate      ? simd::Unary::GeluTanh
                                      : simd::Unary::Gelu;
   simd::unary_f32(u, y, y, M * N);
-}
-
-/// Runs f with OpenMP limited to one thread when `serial`.
-template <class F>
-void with_threads(bool serial, F&& f) {
-  if (!serial) {
-    f();
-    return;
-  }
-  int prev = omp_get_max_threads();
-  omp_set_num_threads(1);
-  try {
-    f();
-  } catch (...) {
-    omp_set_num_threads(prev);
-    throw;
-  }
-  omp_set_num_threads(prev);
 }
 
 void matmul_fused_kernel(KernelContext& k) {

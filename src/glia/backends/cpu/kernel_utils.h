@@ -18,6 +18,29 @@ inline constexpr int kScratchSlots = 4;
 /// Valid until the next call with the same slot on this thread.
 void* scratch(int slot, size_t bytes);
 
+/// Matrix products with fewer multiply-adds than this run on one thread (GLIA_SERIAL_GEMM
+/// overrides it): waking the second core and moving its half of the result between the cores'
+/// caches costs more than it saves.
+int64_t serial_gemm_limit();
+
+/// Runs f with OpenMP limited to one thread when `serial` (the previous limit restored after).
+template <class F>
+void with_threads(bool serial, F&& f) {
+  if (!serial) {
+    f();
+    return;
+  }
+  int prev = omp_get_max_threads();
+  omp_set_num_threads(1);
+  try {
+    f();
+  } catch (...) {
+    omp_set_num_threads(prev);
+    throw;
+  }
+  omp_set_num_threads(prev);
+}
+
 /// dst[...] = src[...] converted to dst's dtype; shapes must broadcast src -> dst.
 void cast_copy(const Tensor& src, const Tensor& dst);
 

@@ -8,7 +8,6 @@
 #include "glia/backends/cpu/kernel_utils.h"
 
 namespace glia::cpu {
-namespace {
 
 int64_t serial_gemm_limit() {
   static const int64_t limit = [] {
@@ -17,6 +16,8 @@ int64_t serial_gemm_limit() {
   }();
   return limit;
 }
+
+namespace {
 
 /// How a 2-D matrix view (rows, cols, row stride, col stride) can be read by gemm.
 struct MatView {
@@ -101,15 +102,10 @@ void matmul_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
     parallel_for(nb, std::max<int64_t>(1, 65536 / (M * N * K)), [&](int64_t lo, int64_t hi) {
       for (int64_t k = lo; k < hi; ++k) one(k);
     });
-  } else if (M * N * K < serial_gemm_limit()) {
-    // A small product on both cores loses more to waking the second thread and to moving
-    // its half of the result between the cores' caches than it gains.
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(1);
-    for (int64_t k = 0; k < nb; ++k) one(k);
-    omp_set_num_threads(prev);
   } else {
-    for (int64_t k = 0; k < nb; ++k) one(k);
+    with_threads(M * N * K < serial_gemm_limit(), [&] {
+      for (int64_t k = 0; k < nb; ++k) one(k);
+    });
   }
 }
 
