@@ -13,15 +13,12 @@
 
 using namespace glia;
 using glia::testing::all_close;
+using glia::testing::f32;
 using glia::testing::uniform;
 using glia::testing::values;
 using ::testing::HasSubstr;
 
 namespace {
-
-Tensor f32(std::initializer_list<int64_t> shape, double lo = -1, double hi = 1) {
-  return uniform(shape, lo, hi, DType::f32);
-}
 
 Tensor leaf(const Tensor& t) {
   Tensor p = t.clone();

@@ -19,6 +19,11 @@
 
 namespace glia::testing {
 
+/// A float32 tensor with values uniform in [lo, hi).
+inline Tensor f32(std::initializer_list<int64_t> shape, double lo = -1, double hi = 1) {
+  return uniform(shape, lo, hi, DType::f32);
+}
+
 /// Number of op nodes named `op` in g.
 inline int count(const graph::Graph& g, const std::string& op) {
   auto c = g.op_counts();

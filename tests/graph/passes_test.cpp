@@ -15,6 +15,7 @@ using glia::graph::NodeKind;
 using glia::testing::all_close;
 using glia::testing::count;
 using glia::testing::count_kind;
+using glia::testing::f32;
 using glia::testing::map_naive;
 using glia::testing::matmul_naive;
 using glia::testing::num_ops;
@@ -26,10 +27,6 @@ using glia::testing::values;
 namespace {
 
 using Counts = std::map<std::string, int>;
-
-Tensor f32(std::initializer_list<int64_t> shape, double lo = -1, double hi = 1) {
-  return uniform(shape, lo, hi, DType::f32);
-}
 
 int count_inplace(const Graph& g) {
   int n = 0;

@@ -13,6 +13,7 @@ using glia::graph::GraphScope;
 using glia::graph::Session;
 using glia::testing::all_close;
 using glia::testing::error_of;
+using glia::testing::f32;
 using glia::testing::map_naive;
 using glia::testing::matmul_naive;
 using glia::testing::uniform;
@@ -20,10 +21,6 @@ using glia::testing::values;
 using ::testing::HasSubstr;
 
 namespace {
-
-Tensor f32(std::initializer_list<int64_t> shape, double lo = -1, double hi = 1) {
-  return uniform(shape, lo, hi, DType::f32);
-}
 
 TEST(GraphSession, VariablesPersistAcrossRuns) {
   Graph g;

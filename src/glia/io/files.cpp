@@ -1,8 +1,10 @@
 #include "glia/io/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -11,6 +13,32 @@
 namespace glia::io::detail {
 
 std::string errno_text(const std::string& op) { return op + ": " + std::strerror(errno); }
+
+std::string read_file(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IOError(path, errno == ENOENT ? "no such file" : errno_text("cannot open"));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw IOError(path, "not a regular file");
+  }
+  std::string bytes(std::min(static_cast<size_t>(st.st_size), max_bytes), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t r = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      std::string text = errno_text("cannot read");
+      ::close(fd);
+      throw IOError(path, text);
+    }
+    if (r == 0) break;  // the file shrank while reading
+    done += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  bytes.resize(done);
+  return bytes;
+}
 
 void fsync_and_rename(const std::string& tmp, const std::string& path) {
   // Without the fsync, a crash after the rename could leave an empty or partial file in place.

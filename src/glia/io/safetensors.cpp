@@ -289,30 +289,6 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   detail::fsync_and_rename(tmp, path);
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IOError(path, errno == ENOENT ? "no such file" : errno_text("cannot open"));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw IOError(path, "not a regular file");
-  }
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t r = ::read(fd, bytes.data() + done, bytes.size() - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      std::string text = errno_text("cannot read");
-      ::close(fd);
-      throw IOError(path, text);
-    }
-    if (r == 0) break;  // the file shrank while reading
-    done += static_cast<size_t>(r);
-  }
-  ::close(fd);
-  bytes.resize(done);
-  return from_safetensors(bytes, path);
-}
+SafetensorsFile load_safetensors(const std::string& path) { return from_safetensors(detail::read_file(path), path); }
 
 }  // namespace glia::io

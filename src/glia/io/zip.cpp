@@ -139,28 +139,14 @@ namespace {
 
 /// Checks that `path` is a regular file starting like a zip archive, before libzip opens it.
 void check_magic(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IOError(path, errno == ENOENT ? "no such file" : errno_text("cannot open"));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw IOError(path, "not a regular file");
-  }
-  unsigned char head[4] = {};
-  size_t done = 0;
-  while (done < sizeof head) {
-    ssize_t r = ::read(fd, head + done, sizeof head - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    done += static_cast<size_t>(r);
-  }
-  ::close(fd);
+  const std::string head = detail::read_file(path, 4);
+  const size_t done = head.size();
   if (done == 0) throw IOError(path, "empty file, not a zip archive");
   // A member's local header, or the end record of an archive without members.
   static const unsigned char kLocal[4] = {'P', 'K', 3, 4}, kEnd[4] = {'P', 'K', 5, 6};
-  bool local = std::memcmp(head, kLocal, done) == 0, end = std::memcmp(head, kEnd, done) == 0;
+  bool local = std::memcmp(head.data(), kLocal, done) == 0, end = std::memcmp(head.data(), kEnd, done) == 0;
   if (!local && !end) throw IOError(path, "not a zip archive (wrong magic)");
-  if (done < sizeof head) throw IOError(path, "truncated zip archive (" + std::to_string(done) + " bytes)");
+  if (done < sizeof kLocal) throw IOError(path, "truncated zip archive (" + std::to_string(done) + " bytes)");
 }
 
 /// Closes the archive on every path out of read_zip.
