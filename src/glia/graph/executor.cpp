@@ -312,7 +312,6 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
   if (arena_->storage.get() != bound_) bind_arena();  // another plan sharing the arena grew it
   for (auto& f : graph_.before_run()) f();
   for (auto& [n, initial] : fresh_) n->tensor.copy_(initial);
-  std::map<const Value*, size_t> feed_index;
   for (size_t i = 0; i < feeds.size(); ++i) {
     check_feed(i, feeds[i]);
     values_[static_cast<size_t>(slot_of_.at(feeds_[i]))] = feeds[i];
