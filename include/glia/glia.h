@@ -22,6 +22,7 @@
 #include "glia/io/safetensors.h"
 #include "glia/io/zip.h"
 #include "glia/model/callbacks.h"
+#include "glia/model/checkpoint.h"
 #include "glia/model/model.h"
 #include "glia/model/zoo.h"
 #include "glia/nn/activations.h"

@@ -23,6 +23,10 @@ struct TrainArgs {
   std::string history = "history.csv";
   std::string schedule = "auto";
   bool run_eagerly = false;
+  std::string backup_dir;
+  int64_t backup_every = 0;
+  std::string checkpoint;
+  std::string save;
 };
 
 void run(const TrainArgs& a) {
@@ -75,13 +79,39 @@ void run(const TrainArgs& a) {
                   .metrics = {"accuracy"},
                   .run_eagerly = a.run_eagerly});
   if (a.verbose > 0) model->summary();
-  auto history = model->fit(
-      x_train, y_train,
-      {.epochs = a.epochs, .batch_size = a.batch_size, .validation_data = {x_test, y_test}, .verbose = a.verbose});
+  std::vector<callbacks::CallbackPtr> cbs;
+  std::shared_ptr<callbacks::BackupAndRestore> backup;
+  if (!a.backup_dir.empty()) {
+    backup = std::make_shared<callbacks::BackupAndRestore>(
+        a.backup_dir, callbacks::BackupAndRestoreOptions{.save_freq = a.backup_every});
+    cbs.push_back(backup);
+    // Says where a run resumed, before the first batch it trains.
+    auto note = std::make_shared<callbacks::LambdaCallback>();
+    note->on_train_begin_fn = [backup](const Logs&) {
+      if (auto r = backup->resumed_from())
+        std::cout << "Resumed from " << backup->backup_path() << " at epoch " << r->first + 1 << ", batch " << r->second
+                  << std::endl;
+    };
+    cbs.push_back(note);
+  }
+  if (!a.checkpoint.empty())
+    cbs.push_back(std::make_shared<callbacks::ModelCheckpoint>(
+        a.checkpoint, callbacks::ModelCheckpointOptions{
+                          .monitor = "val_accuracy", .verbose = a.verbose > 0 ? 1 : 0, .save_best_only = true}));
+  auto history = model->fit(x_train, y_train,
+                            {.epochs = a.epochs,
+                             .batch_size = a.batch_size,
+                             .validation_data = {x_test, y_test},
+                             .callbacks = cbs,
+                             .verbose = a.verbose});
   Logs test = model->evaluate(x_test, y_test, {.batch_size = 256, .verbose = 0});
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << std::fixed << std::setprecision(4) << "Test loss: " << test["loss"]
             << " - test accuracy: " << test["accuracy"] << " - " << std::setprecision(1) << secs << "s total\n";
+  if (!a.save.empty()) {
+    model->save(a.save);
+    std::cout << "Model written to " << a.save << "\n";
+  }
   if (!a.history.empty()) {
     history.to_csv(a.history);
     std::cout << "History written to " << a.history << "\n";
@@ -108,6 +138,16 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--run-eagerly", a->run_eagerly, "Run each step op by op instead of as a compiled graph");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   cmd->add_option("--history", a->history, "CSV file for the training history (empty: none)")->capture_default_str();
+  cmd->add_option("--backup-dir", a->backup_dir,
+                  "Back training up to this directory as it goes; run the same command again after an "
+                  "interruption to resume where it stopped");
+  cmd->add_option("--backup-every", a->backup_every, "Back up every N batches (0: at each epoch end)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--checkpoint", a->checkpoint,
+                  "Save the model with the best validation accuracy to this file (fields such as {epoch:02d} "
+                  "allowed)");
+  cmd->add_option("--save", a->save, "Save the trained model to this file (.glia)");
   cmd->callback([a] { run(*a); });
 }
 

@@ -46,6 +46,10 @@ class DatasetNode {
   virtual std::unique_ptr<PassIterator> start() const = 0;
   /// The number of elements of a pass: INFINITE_CARDINALITY, or nullopt when unknown.
   virtual std::optional<int64_t> cardinality() const = 0;
+  /// Appends the node's pass counters (shuffle nodes: passes started so far) and its upstream's.
+  virtual void save_passes(std::vector<uint64_t>& /*out*/) const {}
+  /// Sets them back from `in`, in the order save_passes wrote them, advancing `pos`.
+  virtual void restore_passes(const std::vector<uint64_t>& /*in*/, size_t& /*pos*/) const {}
 };
 
 }  // namespace detail
@@ -90,6 +94,14 @@ class Dataset {
   /// The number of elements of a pass when it can be computed without iterating:
   /// INFINITE_CARDINALITY for a dataset that never ends, nullopt when unknown.
   std::optional<int64_t> cardinality() const { return node_->cardinality(); }
+
+  /// How many passes each reshuffling shuffle() in the pipeline has started: with the seeds (fixed
+  /// when the pipeline was built), this decides the order of every later pass. A resumed training
+  /// run restores it so that its next pass has the order the interrupted run would have had.
+  std::vector<uint64_t> shuffle_state() const;
+  /// Restores shuffle_state() (ValueError if it comes from a pipeline with another number of
+  /// shuffles).
+  void set_shuffle_state(const std::vector<uint64_t>& state) const;
 
   /// An input iterator over one pass.
   class iterator {

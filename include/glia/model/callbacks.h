@@ -20,6 +20,25 @@ using Logs = std::map<std::string, double>;
 
 namespace callbacks {
 
+/// Where fit stands, in the terms needed to continue it later: the epoch and batch to go on
+/// from, and how to get the data's next batch (set the dataset's shuffle state, start a pass,
+/// skip `pass_step` batches).
+struct ResumePoint {
+  int64_t epoch = 0;
+  int64_t step = 0;
+  int64_t pass_step = 0;
+  std::vector<uint64_t> shuffle_state;
+};
+
+/// fit's progress, for callbacks that back training up and resume it (BackupAndRestore).
+struct FitState {
+  /// Where training would go on from if it stopped now (kept current by fit before each
+  /// on_train_batch_end and on_epoch_end).
+  ResumePoint here;
+  /// Set by a callback in on_train_begin to make fit continue from there.
+  std::optional<ResumePoint> resume;
+};
+
 /// Subclass and override the hooks you need; `model()` is the model being trained.
 class Callback {
  public:
@@ -43,6 +62,8 @@ class Callback {
   Model& model() const;
   /// fit's parameters, for callbacks that need them: "epochs", "steps", "verbose".
   std::map<std::string, int64_t> params;
+  /// Set while fit runs (null otherwise).
+  FitState* fit_state = nullptr;
 
  private:
   Model* model_ = nullptr;
@@ -91,6 +112,10 @@ class ProgbarLogger : public Callback {
   double start_time_ = 0, last_draw_ = 0;
   size_t last_width_ = 0;
 };
+
+/// Whether a better `monitor` is larger: mode "max" or "min", or "auto" (larger for accuracy-like
+/// names: acc, auc, precision, recall). ValueError naming `who` for another mode.
+bool maximize_for(const std::string& monitor, const std::string& mode, const char* who);
 
 struct EarlyStoppingOptions {
   std::string monitor = "val_loss";

@@ -145,6 +145,8 @@ std::unique_ptr<PassIterator> SliceNode::start() const { return std::make_unique
 class Unary : public DatasetNode {
  public:
   explicit Unary(NodePtr up) : up_(std::move(up)) {}
+  void save_passes(std::vector<uint64_t>& out) const override { up_->save_passes(out); }
+  void restore_passes(const std::vector<uint64_t>& in, size_t& pos) const override { up_->restore_passes(in, pos); }
 
  protected:
   NodePtr up_;
@@ -158,6 +160,16 @@ class ShuffleNode final : public Unary {
       : Unary(std::move(up)), buffer_(buffer), seed_(seed), reshuffle_(reshuffle) {}
   std::unique_ptr<PassIterator> start() const override;
   std::optional<int64_t> cardinality() const override { return up_->cardinality(); }
+  void save_passes(std::vector<uint64_t>& out) const override {
+    out.push_back(passes_.load());
+    up_->save_passes(out);
+  }
+  void restore_passes(const std::vector<uint64_t>& in, size_t& pos) const override {
+    GLIA_CHECK(pos < in.size(), ValueError, "Dataset::set_shuffle_state: the state has ", in.size(),
+               " pass counter(s), but this pipeline has more shuffles");
+    passes_.store(in[pos++]);
+    up_->restore_passes(in, pos);
+  }
 
  private:
   int64_t buffer_;
@@ -584,6 +596,19 @@ Dataset Dataset::from_tensors(std::vector<Tensor> ts) {
     ts[i] = ts[i].detach().contiguous();
   }
   return Dataset(std::make_shared<SliceNode>(std::move(ts), n));
+}
+
+std::vector<uint64_t> Dataset::shuffle_state() const {
+  std::vector<uint64_t> out;
+  node_->save_passes(out);
+  return out;
+}
+
+void Dataset::set_shuffle_state(const std::vector<uint64_t>& state) const {
+  size_t pos = 0;
+  node_->restore_passes(state, pos);
+  GLIA_CHECK(pos == state.size(), ValueError, "Dataset::set_shuffle_state: the state has ", state.size(),
+             " pass counter(s), but this pipeline has ", pos, " shuffle(s)");
 }
 
 Dataset Dataset::shuffle(int64_t buffer_size, std::optional<uint64_t> seed, bool reshuffle_each_iteration) const {

@@ -223,7 +223,6 @@ void ProgbarLogger::on_predict_end(const Logs&) {
 
 // --- EarlyStopping
 
-namespace {
 bool maximize_for(const std::string& monitor, const std::string& mode, const char* who) {
   GLIA_CHECK(mode == "auto" || mode == "min" || mode == "max", ValueError, who,
              ": mode must be auto, min or max, got '", mode, "'");
@@ -231,7 +230,6 @@ bool maximize_for(const std::string& monitor, const std::string& mode, const cha
   return monitor.find("acc") != std::string::npos || monitor.find("auc") != std::string::npos ||
          monitor.find("precision") != std::string::npos || monitor.find("recall") != std::string::npos;
 }
-}  // namespace
 
 EarlyStopping::EarlyStopping(EarlyStoppingOptions o) : o_(std::move(o)) {
   maximize_ = maximize_for(o_.monitor, o_.mode, "EarlyStopping");

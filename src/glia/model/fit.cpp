@@ -70,6 +70,9 @@ class CallbackList {
   void set_params(const std::map<std::string, int64_t>& p) {
     for (auto& c : cbs_) c->params = p;
   }
+  void set_fit_state(callbacks::FitState* s) {
+    for (auto& c : cbs_) c->fit_state = s;
+  }
   bool has_terminate_on_nan() const {
     for (auto& c : cbs_)
       if (dynamic_cast<callbacks::TerminateOnNaN*>(c.get())) return true;
@@ -183,14 +186,46 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
   size_t n_in = model_inputs(*this), n_out = model_outputs(*this);
 
   stop_training = false;
+  callbacks::FitState state;
+  state.here = {o.initial_epoch, 0, 0, ds.shuffle_state()};
+  list.set_fit_state(&state);
+  // Clears the callbacks' pointer to `state` however fit ends.
+  struct Unset {
+    CallbackList& l;
+    ~Unset() { l.set_fit_state(nullptr); }
+  } unset{list};
   list.each([](callbacks::Callback& c) { c.on_train_begin({}); });
-  // A pass that runs out early ends the epoch; steps_per_epoch on a repeating dataset continues it.
+  int64_t first_epoch = o.initial_epoch, first_step = 0;
   std::optional<data::Dataset::iterator> it;
-  for (int64_t epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
+  bool resumed_pass = false;
+  if (state.resume) {
+    // Continue a run that stopped (BackupAndRestore): the pass it was in, in the same order, at
+    // the batch it reached.
+    const callbacks::ResumePoint& r = *state.resume;
+    first_epoch = r.epoch;
+    first_step = r.step;
+    ds.set_shuffle_state(r.shuffle_state);
+    it = ds.begin();
+    for (int64_t i = 0; i < r.pass_step; ++i) {
+      GLIA_CHECK(*it != ds.end(), ValueError, "fit: cannot resume at batch ", r.pass_step,
+                 " of a pass: the dataset has only ", i, " batches (is it the data the backup was taken with?)");
+      ++*it;
+    }
+    resumed_pass = true;
+    state.here = r;
+  }
+  int64_t pass_step = state.here.pass_step;
+  // A pass that runs out early ends the epoch; steps_per_epoch on a repeating dataset continues it.
+  for (int64_t epoch = first_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     reset_metrics();
     list.each([&](callbacks::Callback& c) { c.on_epoch_begin(epoch, {}); });
-    if (!it || o.steps_per_epoch <= 0) it = ds.begin();
-    int64_t step = 0;
+    int64_t step = epoch == first_epoch ? first_step : 0;
+    if (!it || (o.steps_per_epoch <= 0 && !resumed_pass)) {
+      state.here.shuffle_state = ds.shuffle_state();
+      it = ds.begin();
+      pass_step = 0;
+    }
+    resumed_pass = false;
     Logs logs;
     for (; *it != ds.end() && (o.steps_per_epoch <= 0 || step < o.steps_per_epoch); ++*it, ++step) {
       Split s = split_element(**it, n_in, n_out, "fit");
@@ -208,6 +243,10 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
                                      "rate, check the data for NaN, or add callbacks::TerminateOnNaN to stop "
                                      "without an error)"));
       }
+      ++pass_step;
+      state.here.epoch = epoch;
+      state.here.step = step + 1;
+      state.here.pass_step = pass_step;
       list.each([&](callbacks::Callback& c) { c.on_train_batch_end(step, logs); });
       if (stop_training) break;
     }
@@ -219,6 +258,13 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
     if (o.validation_dataset && (epoch + 1 - o.initial_epoch) % std::max<int64_t>(o.validation_freq, 1) == 0) {
       Logs val = FitLoop::test(*this, *o.validation_dataset, o.validation_steps, list);
       for (auto& [k, v] : val) epoch_logs["val_" + k] = v;
+    }
+    // The next epoch starts a new pass unless steps_per_epoch continues this one.
+    state.here.epoch = epoch + 1;
+    state.here.step = 0;
+    if (!it || o.steps_per_epoch <= 0) {
+      state.here.shuffle_state = ds.shuffle_state();
+      state.here.pass_step = 0;
     }
     list.each([&](callbacks::Callback& c) { c.on_epoch_end(epoch, epoch_logs); });
   }

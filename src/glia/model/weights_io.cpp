@@ -4,6 +4,8 @@
 // case, numbered among its parent's sublayers of the same class ("dense", "dense_1"), and each
 // weight by its Variable name ("dense_1/kernel"). Layer names are not used: their global counters
 // differ between two models of the same architecture, and the file must load into either.
+#include "glia/model/weights_io.h"
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -67,6 +69,10 @@ void collect(Layer& layer, const std::string& prefix, std::unordered_set<const V
     collect(*l, prefix + numbered(snake_case(l->class_name()), counts, taken) + "/", seen, out);
 }
 
+}  // namespace
+
+namespace detail {
+
 std::vector<std::pair<std::string, Variable*>> named_weights(Model& m, const char* fn) {
   GLIA_CHECK(m.built(), ValueError, fn, ": model \"", m.name(),
              "\" is not built yet: build it or call it on data first, so that its weights exist");
@@ -76,7 +82,11 @@ std::vector<std::pair<std::string, Variable*>> named_weights(Model& m, const cha
   return out;
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::assign_weights;
+using detail::named_weights;
+using detail::utc_now;
 
 void Model::save_weights(const std::string& path) {
   io::NamedTensors ts;
@@ -84,11 +94,10 @@ void Model::save_weights(const std::string& path) {
   io::save_safetensors(path, ts, {{"format", "glia"}});
 }
 
-namespace {
+namespace detail {
 
-/// Assigns the named tensors to the model's weights: all or nothing (every name and shape is
-/// checked before anything is assigned). `where` names the source in errors.
-void assign_weights(Model& m, const io::NamedTensors& tensors, const std::string& where, const char* fn) {
+void assign_weights(Model& m, const io::NamedTensors& tensors, const std::string& where, const char* fn,
+                    bool check_only) {
   auto expected = named_weights(m, fn);
   std::map<std::string, Tensor> file(tensors.begin(), tensors.end());
   std::string missing, extra;
@@ -109,6 +118,7 @@ void assign_weights(Model& m, const io::NamedTensors& tensors, const std::string
     GLIA_CHECK(t.shape() == v->value.shape(), ShapeError, fn, ": weight \"", name, "\" in ", where, " has shape ",
                to_string(t.shape()), ", the model's has ", to_string(v->value.shape()));
   }
+  if (check_only) return;
   for (auto& [name, v] : expected) {
     const Tensor& t = file.at(name);
     v->assign(t.dtype() == v->value.dtype() ? t : t.to(v->value.dtype()));
@@ -124,8 +134,10 @@ std::string utc_now() {
   return buf;
 }
 
-constexpr int kFormatVersion = 1;
+}  // namespace detail
 
+namespace {
+constexpr int kFormatVersion = 1;
 }  // namespace
 
 void Model::load_weights(const std::string& path) {

@@ -408,6 +408,20 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& s) {
   GLIA_CHECK(!(lr && lr_.schedule()), ValueError, fn,
              ": the state holds a constant learning_rate but this optimizer uses a schedule (",
              lr_.schedule() ? lr_.schedule()->class_name() : "", ")");
+  // Slots that exist already are overwritten in place: a compiled step traced before the restore
+  // reads them by reference and must see the restored values.
+  for (auto& [slot, per_var] : slots)
+    for (auto& [i, t] : per_var) {
+      auto s_it = slots_.find(slot);
+      if (s_it == slots_.end()) continue;
+      auto v_it = s_it->second.find(i);
+      if (v_it == s_it->second.end()) continue;
+      Tensor& old = v_it->second;
+      if (old.shape() == t.shape() && old.dtype() == t.dtype()) {
+        old.detach().copy_(t);
+        t = old;
+      }
+    }
   slots_ = std::move(slots);
   iterations_ = iterations;
   if (lr) lr_ = LearningRate(*lr);
