@@ -249,11 +249,14 @@ std::string temp_dir() {
   return d;
 }
 
-int run_python(const std::string& script, const std::vector<std::string>& args, std::string* out) {
-  std::string cmd =
-      "env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS=2 /usr/bin/python3 '" + script +
-      "'";
-  for (auto& a : args) cmd += " '" + a + "'";
+int run_command(const std::vector<std::string>& args, std::string* out) {
+  std::string cmd;
+  for (auto& a : args) {
+    // Single-quoted for the shell; a quote inside becomes '\''.
+    std::string q = "'";
+    for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    cmd += (cmd.empty() ? "" : " ") + q + "'";
+  }
   cmd += " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;
@@ -263,6 +266,13 @@ int run_python(const std::string& script, const std::vector<std::string>& args, 
   int status = pclose(p);
   if (out) *out = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int run_python(const std::string& script, const std::vector<std::string>& args, std::string* out) {
+  std::vector<std::string> cmd = {"env", "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp",
+                                  "OMP_NUM_THREADS=2", "/usr/bin/python3", script};
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return run_command(cmd, out);
 }
 
 bool have_torch() {

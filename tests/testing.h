@@ -69,6 +69,9 @@ Tensor load_npy(const std::string& path);
 /// A fresh, empty temporary directory (removed at exit).
 std::string temp_dir();
 
+/// Runs a program (args[0], found on PATH) with arguments, without a shell's word splitting.
+/// Returns the exit code; stdout and stderr together go to `out`.
+int run_command(const std::vector<std::string>& args, std::string* out = nullptr);
 /// Runs Debian's python3 (the one with PyTorch) on a script file with arguments, with the
 /// fair settings for PyTorch (OpenMP OpenBLAS). Returns the exit code; output goes to `out`.
 int run_python(const std::string& script, const std::vector<std::string>& args, std::string* out = nullptr);

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("glia ") + glia::version());
   glia::cli::add_train(app);
   glia::cli::add_graph(app);
+  glia::cli::add_summary(app);
+  glia::cli::add_predict(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -129,6 +129,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// Freezes (false) or unfreezes the layer and its sublayers, like Keras's `layer.trainable = False`.
   virtual void set_trainable(bool t);
   bool built() const { return built_; }
+  /// Builds the layer (once) for inputs of these shapes, without the batch dimension (Keras's
+  /// layer.build((None, ...))): its weights exist afterwards (a subclassed model's sublayers, though,
+  /// are built by its first call). ShapeError if built for other shapes.
+  void build_for(const std::vector<Shape>& input_shapes) { ensure_built(input_shapes); }
   /// Input shapes seen at build time (without the batch dimension).
   const std::vector<Shape>& built_input_shapes() const { return input_shapes_; }
   /// Shape of the output (with -1 for the batch) for these input shapes, found by running the

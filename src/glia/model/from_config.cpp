@@ -60,6 +60,20 @@ ModelPtr sequential_from(const Config& c) {
   GLIA_CHECK(ls.is_array(), ValueError, "model_from_config: the Sequential's \"layers\" must be a list");
   auto m = std::make_shared<Sequential>(std::vector<LayerPtr>{}, name_of(c));
   for (size_t i = 0; i < ls.size(); ++i) m->add(layer_from(ls[i], "layer " + std::to_string(i) + " of the Sequential"));
+  if (c.contains("build_input_shape") && !m->built()) {
+    const Config& s = c["build_input_shape"];
+    GLIA_CHECK(s.is_array() && !s.empty(), ValueError,
+               "model_from_config: the Sequential's \"build_input_shape\" must be a list [null, dims...], got ",
+               s.dump());
+    Shape shape;
+    for (size_t i = 1; i < s.size(); ++i) {
+      GLIA_CHECK(s[i].is_number_integer() && s[i].get<int64_t>() >= 0, ValueError,
+                 "model_from_config: the Sequential's \"build_input_shape\" must hold sizes after the batch, got ",
+                 s.dump());
+      shape.push_back(s[i].get<int64_t>());
+    }
+    m->build_for({shape});
+  }
   return m;
 }
 

@@ -83,6 +83,14 @@ Config Sequential::config() const {
   Config ls = Config::array();
   for (auto& l : stack_) ls.push_back(layer_to_config(*l));
   c["layers"] = ls;
+  // As Keras 3: the input shape it was built with, [null, ...], so that a model without an
+  // InputLayer is built again (with its weights' shapes) when loaded.
+  bool has_input = !stack_.empty() && stack_.front()->class_name() == "InputLayer";
+  if (built() && !has_input && built_input_shapes().size() == 1) {
+    Config shape = Config::array({nullptr});
+    for (int64_t d : built_input_shapes()[0]) shape.push_back(d);
+    c["build_input_shape"] = shape;
+  }
   return c;
 }
 

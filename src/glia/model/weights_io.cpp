@@ -15,9 +15,11 @@
 #include <string>
 #include <unordered_set>
 
+#include "glia/autograd/autograd.h"
 #include "glia/io/safetensors.h"
 #include "glia/io/zip.h"
 #include "glia/model/model.h"
+#include "glia/ops/functions.h"
 #include "glia/version.h"
 
 namespace glia {
@@ -150,6 +152,11 @@ void Model::save(const std::string& path) {
   for (auto& [name, v] : named_weights(*this, "save")) weights.emplace_back(name, v->value.detach());
   Config config = Config::object();
   config["model"] = layer_to_config(*this);
+  // The shapes it was built for (without the batch): a model whose architecture alone does not
+  // fix them (a subclassed model, a Sequential without an InputLayer) is built from them on load.
+  Config shapes = Config::array();
+  for (const Shape& s : built_input_shapes()) shapes.push_back(std::vector<int64_t>(s.begin(), s.end()));
+  config["build_input_shapes"] = shapes;
   io::NamedTensors opt;
   if (compiled()) {
     Config c = Config::object();
@@ -195,10 +202,39 @@ ModelPtr load_model(const std::string& path) {
   Config config = parse("config.json");
   if (!config.contains("model") || !config.contains("compile"))
     throw IOError(path, "config.json lacks \"model\" or \"compile\"");
-  ModelPtr m = model_from_config(config["model"]);
+  ModelPtr m;
+  try {
+    m = model_from_config(config["model"]);
+  } catch (const ValueError& e) {
+    // Most often a custom layer that this program has not registered: the message says which.
+    throw ValueError(path + ": " + e.what());
+  }
+  if (!m->built() && config.contains("build_input_shapes")) {
+    try {
+      std::vector<Shape> shapes;
+      for (const auto& s : config["build_input_shapes"]) {
+        auto dims = s.get<std::vector<int64_t>>();
+        shapes.emplace_back(dims.begin(), dims.end());
+      }
+      m->build_for(shapes);
+      if (!m->is_functional() && dynamic_cast<Sequential*>(m.get()) == nullptr) {
+        // A subclassed model's sublayers are built by its first call: make one on a batch of
+        // zeros (float32: its config does not record input dtypes).
+        no_grad g;
+        std::vector<Tensor> xs;
+        for (const Shape& s : shapes) {
+          Shape one = {1};
+          for (int64_t d : s) one.push_back(d);
+          xs.push_back(zeros(one));
+        }
+        m->forward(xs, /*training=*/false);
+      }
+    } catch (const Config::exception& e) {
+      throw IOError(path, std::string("config.json: malformed \"build_input_shapes\": ") + e.what());
+    }
+  }
   if (!m->built())
-    throw IOError(path, "the saved model \"" + m->name() +
-                            "\" cannot be built from its config (a Sequential model needs an InputLayer)");
+    throw IOError(path, "the saved model \"" + m->name() + "\" cannot be built from its config (no input shapes)");
   assign_weights(*m, io::from_safetensors(members.at("model.safetensors"), path + ": model.safetensors").tensors, path,
                  "load_model");
   const Config& c = config["compile"];
