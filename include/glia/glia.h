@@ -2,6 +2,7 @@
 #pragma once
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/allocation_budget.h"
 #include "glia/core/device.h"
 #include "glia/core/dtype.h"
 #include "glia/core/error.h"

@@ -256,3 +256,32 @@ TEST(ModelSave, AnUnregisteredClassSaysWhichNameAndHowToRegisterIt) {
   EXPECT_THAT(msg, HasSubstr("Unregistered"));
   EXPECT_THAT(msg, HasSubstr("GLIA_REGISTER_LAYER(Unregistered)"));
 }
+
+TEST(ModelSave, AConfigAskingForHugeLayersFailsBeforeAllocatingThem) {
+  // The fuzzer's case: "units": 1 made 1000000000 would allocate gigabytes while building.
+  std::string dir = temp_dir();
+  auto m = mlp();
+  m->save(dir + "/good.glia");
+  auto members = io::read_zip(dir + "/good.glia");
+  std::string& config = members["config.json"];
+  size_t at = config.find("\"units\": 8");
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, 10, "\"units\": 1000000000");
+  io::write_zip(dir + "/huge.glia", std::vector<std::pair<std::string, std::string>>(members.begin(), members.end()));
+  int64_t before = memory_stats().peak_allocated_bytes;
+  std::string msg = error_of<ValueError>([&] { load_model(dir + "/huge.glia"); });
+  EXPECT_THAT(msg, HasSubstr("huge.glia"));
+  EXPECT_THAT(msg, HasSubstr("config.json describes a model larger than its weights"));
+  EXPECT_LT(memory_stats().peak_allocated_bytes - before, int64_t(1) << 30);
+  // Budgets nest and end with their scope.
+  {
+    AllocationBudget outer(1 << 20, "outer");
+    EXPECT_THAT(error_of<ValueError>([] { zeros({1 << 19}); }), HasSubstr("outer: asks to allocate 2097152 bytes"));
+    {
+      AllocationBudget inner(100, "inner");
+      EXPECT_THAT(error_of<ValueError>([] { zeros({64}); }), HasSubstr("inner"));
+    }
+    EXPECT_NO_THROW(zeros({1024}));
+  }
+  EXPECT_NO_THROW(zeros({1 << 19}));
+}

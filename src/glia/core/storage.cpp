@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "glia/core/allocation_budget.h"
 #include "glia/core/error.h"
 
 namespace glia {
@@ -116,7 +117,28 @@ AllocatorStats memory_stats(Device d) { return allocator_for(d).stats(); }
 void reset_peak_memory_stats(Device d) { allocator_for(d).reset_peak(); }
 void empty_cache(Device d) { allocator_for(d).empty_cache(); }
 
+namespace {
+thread_local AllocationBudget* t_budget = nullptr;
+}  // namespace
+
+AllocationBudget::AllocationBudget(int64_t bytes, std::string what)
+    : left_(bytes), what_(std::move(what)), prev_(t_budget) {
+  t_budget = this;
+}
+
+AllocationBudget::~AllocationBudget() { t_budget = prev_; }
+
+void AllocationBudget::charge(size_t nbytes) {
+  AllocationBudget* b = t_budget;
+  if (b == nullptr) return;
+  if (static_cast<uint64_t>(nbytes) > static_cast<uint64_t>(std::max<int64_t>(b->left_, 0)))
+    throw ValueError(detail::str(b->what_, ": asks to allocate ", nbytes, " bytes, more than the ",
+                                 std::max<int64_t>(b->left_, 0), " bytes left of its budget"));
+  b->left_ -= static_cast<int64_t>(nbytes);
+}
+
 Storage::Storage(size_t nbytes, Device d) : data_(nullptr), nbytes_(nbytes), device_(d), allocator_(&allocator_for(d)) {
+  AllocationBudget::charge(nbytes);
   data_ = allocator_->allocate(nbytes);
 }
 

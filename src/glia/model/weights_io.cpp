@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/allocation_budget.h"
 #include "glia/io/safetensors.h"
 #include "glia/io/zip.h"
 #include "glia/model/model.h"
@@ -140,6 +141,45 @@ std::string utc_now() {
 
 namespace {
 constexpr int kFormatVersion = 1;
+
+/// The model config.json describes, built for its recorded input shapes. Errors name the file.
+ModelPtr build_saved_model(const std::string& path, const Config& config, int64_t weight_bytes) {
+  // Building allocates what config.json says: a corrupt or hostile file could ask for gigabytes.
+  // A genuine file's weights are all in model.safetensors, so building may allocate about that
+  // much (twice, and a margin for a subclassed model's first call).
+  AllocationBudget budget(2 * weight_bytes + (int64_t(64) << 20),
+                          "config.json describes a model larger than its weights (model.safetensors has " +
+                              std::to_string(weight_bytes) + " bytes)");
+  try {
+    ModelPtr m = model_from_config(config["model"]);
+    if (m->built() || !config.contains("build_input_shapes")) return m;
+    std::vector<Shape> shapes;
+    for (const auto& s : config["build_input_shapes"]) {
+      auto dims = s.get<std::vector<int64_t>>();
+      shapes.emplace_back(dims.begin(), dims.end());
+    }
+    m->build_for(shapes);
+    if (!m->is_functional() && dynamic_cast<Sequential*>(m.get()) == nullptr) {
+      // A subclassed model's sublayers are built by its first call: make one on a batch of zeros
+      // (float32: its config does not record input dtypes).
+      no_grad g;
+      std::vector<Tensor> xs;
+      for (const Shape& s : shapes) {
+        Shape one = {1};
+        for (int64_t d : s) one.push_back(d);
+        xs.push_back(zeros(one));
+      }
+      m->forward(xs, /*training=*/false);
+    }
+    return m;
+  } catch (const Config::exception& e) {
+    throw IOError(path, std::string("config.json: malformed \"build_input_shapes\": ") + e.what());
+  } catch (const ValueError& e) {
+    // Most often a custom layer that this program has not registered: the message says which.
+    throw ValueError(path + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 void Model::load_weights(const std::string& path) {
@@ -202,37 +242,7 @@ ModelPtr load_model(const std::string& path) {
   Config config = parse("config.json");
   if (!config.contains("model") || !config.contains("compile"))
     throw IOError(path, "config.json lacks \"model\" or \"compile\"");
-  ModelPtr m;
-  try {
-    m = model_from_config(config["model"]);
-  } catch (const ValueError& e) {
-    // Most often a custom layer that this program has not registered: the message says which.
-    throw ValueError(path + ": " + e.what());
-  }
-  if (!m->built() && config.contains("build_input_shapes")) {
-    try {
-      std::vector<Shape> shapes;
-      for (const auto& s : config["build_input_shapes"]) {
-        auto dims = s.get<std::vector<int64_t>>();
-        shapes.emplace_back(dims.begin(), dims.end());
-      }
-      m->build_for(shapes);
-      if (!m->is_functional() && dynamic_cast<Sequential*>(m.get()) == nullptr) {
-        // A subclassed model's sublayers are built by its first call: make one on a batch of
-        // zeros (float32: its config does not record input dtypes).
-        no_grad g;
-        std::vector<Tensor> xs;
-        for (const Shape& s : shapes) {
-          Shape one = {1};
-          for (int64_t d : s) one.push_back(d);
-          xs.push_back(zeros(one));
-        }
-        m->forward(xs, /*training=*/false);
-      }
-    } catch (const Config::exception& e) {
-      throw IOError(path, std::string("config.json: malformed \"build_input_shapes\": ") + e.what());
-    }
-  }
+  ModelPtr m = build_saved_model(path, config, static_cast<int64_t>(members.at("model.safetensors").size()));
   if (!m->built())
     throw IOError(path, "the saved model \"" + m->name() + "\" cannot be built from its config (no input shapes)");
   assign_weights(*m, io::from_safetensors(members.at("model.safetensors"), path + ": model.safetensors").tensors, path,
