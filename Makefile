@@ -1,11 +1,13 @@
 # make run   installs what is missing, builds, and runs the main job (glia train)
-# make test  installs what is missing, builds, and runs every test
+# make test  installs what is missing, builds, runs every test, then fuzzes the file readers
+#            for FUZZ_SECONDS per target (a clang build in build-fuzz; FUZZ_SECONDS=0 skips it)
 # make bench builds and runs the benchmarks against PyTorch
 BUILD ?= build
 CMAKE_FLAGS ?= -DGLIA_WERROR=ON
 JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test bench install format clean
+.PHONY: all deps build run test fuzz bench install format clean
 
 all: build
 
@@ -22,6 +24,11 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@if [ "$(FUZZ_SECONDS)" != "0" ]; then scripts/fuzz --seconds $(FUZZ_SECONDS); fi
+
+# libFuzzer on the readers of untrusted files (safetensors, model files, IDX, CIFAR-10).
+fuzz: deps
+	scripts/fuzz --seconds $(FUZZ_SECONDS)
 
 bench:
 	@scripts/install-deps --bench

@@ -165,6 +165,21 @@ TEST(ReadIdx, BadFilesAreIOErrors) {
   expect_io_error(read(dir + "/big"), dir + "/big", {"expected", "file has 12"});
 }
 
+// Found by fuzz/idx_fuzz: a zero dim makes the data empty, but the other dims still give the
+// strides, whose product overflowed int64 (undefined behaviour) instead of being refused.
+TEST(ReadIdx, ZeroDimBesideDimsTooLargeForStridesIsAnIOError) {
+  const std::string dir = glia::testing::temp_dir();
+  write_file(dir + "/fuzz", {0, 0, 0x0c, 5, 0xb3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 8, 0x28, 3, 0x5b, 0, 0});
+  expect_io_error([&] { read_idx(dir + "/fuzz"); }, dir + "/fuzz", {"too large", "non-zero product"});
+  write_file(dir + "/zero_first", idx_bytes(0x08, {0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}));
+  expect_io_error([&] { read_idx(dir + "/zero_first"); }, dir + "/zero_first", {"too large"});
+  // Zero dims beside dims whose product fits are an empty tensor of that shape.
+  write_file(dir + "/empty", idx_bytes(0x0D, {0xFFFFFFFF, 0, 0xFFFF}, {}));
+  Tensor t = read_idx(dir + "/empty");
+  EXPECT_EQ(t.shape(), (Shape{0xFFFFFFFF, 0, 0xFFFF}));
+  EXPECT_EQ(t.numel(), 0);
+}
+
 TEST(ReadIdx, CorruptGzipIsAnIOError) {
   const std::string dir = glia::testing::temp_dir();
   auto raw = idx_bytes(0x08, {50, 28, 28}, random_bytes(50 * 784, 3));

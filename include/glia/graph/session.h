@@ -45,7 +45,6 @@ class Session {
   Graph& graph_;
   std::map<const Node*, Tensor> vars_;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
-  uint64_t planned_version_ = 0;
   std::shared_ptr<Arena> arena_;  // shared by the plans: one runs at a time
 };
 

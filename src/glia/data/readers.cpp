@@ -187,10 +187,20 @@ Tensor read_idx(const std::string& path) {
   Shape shape;
   uint64_t count = 1;
   bool overflow = false;
+  // Strides are int64 and skip zero dims, so the product of the non-zero dims must fit even when
+  // a zero dim leaves no data (found by fuzz/idx_fuzz).
+  uint64_t span = 1;
+  bool span_overflow = false;
   for (size_t d = 0; d < ndim; ++d) {
     const uint32_t n = load_be32(b + 4 + 4 * d);
     shape.push_back(n);
     overflow = overflow || __builtin_mul_overflow(count, uint64_t(n), &count);
+    span_overflow = span_overflow || __builtin_mul_overflow(span, uint64_t(std::max<uint32_t>(n, 1)), &span) ||
+                    span > uint64_t(std::numeric_limits<int64_t>::max());
+  }
+  if (span_overflow) {
+    throw IOError(path, detail::str("IDX header dims ", shape,
+                                    " are too large (their non-zero product exceeds 2^63 - 1); the file is corrupt"));
   }
   uint64_t data_bytes = 0;
   overflow = overflow || __builtin_mul_overflow(count, uint64_t(type.size), &data_bytes) ||
