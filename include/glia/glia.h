@@ -33,6 +33,7 @@
 #include "glia/nn/losses.h"
 #include "glia/nn/metrics.h"
 #include "glia/nn/regularizers.h"
+#include "glia/onnx/export.h"
 #include "glia/ops/functions.h"
 #include "glia/optim/optimizer.h"
 #include "glia/optim/schedules.h"

@@ -9,6 +9,8 @@ namespace glia::cli {
 void add_train(CLI::App& app);
 /// `glia graph`: prints a model's compiled step as Graphviz DOT.
 void add_graph(CLI::App& app);
+/// `glia export`: converts a saved model to ONNX.
+void add_export(CLI::App& app);
 
 /// `glia summary`: prints a saved model's summary and compile configuration.
 void add_summary(CLI::App& app);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   glia::cli::add_graph(app);
   glia::cli::add_summary(app);
   glia::cli::add_predict(app);
+  glia::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -146,6 +146,20 @@ class GraphScope {
 /// The graph being built on this thread, or null.
 Graph* current_graph();
 
+/// While alive, op nodes recorded on this thread get `name` as their Node::name, so that a node
+/// tells which layer made it (Layer's call sets it; the innermost scope wins). `name` must outlive
+/// the scope.
+class NameScope {
+ public:
+  explicit NameScope(const std::string& name);
+  ~NameScope();
+  NameScope(const NameScope&) = delete;
+  NameScope& operator=(const NameScope&) = delete;
+
+ private:
+  const std::string* prev_;
+};
+
 /// True if t is a symbolic tensor (a value of a graph, without data).
 bool is_symbolic(const Tensor& t);
 

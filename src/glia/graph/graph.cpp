@@ -301,6 +301,13 @@ GraphScope::~GraphScope() {
 
 Graph* current_graph() { return t_current; }
 
+namespace {
+thread_local const std::string* t_name_scope = nullptr;
+}  // namespace
+
+NameScope::NameScope(const std::string& name) : prev_(t_name_scope) { t_name_scope = &name; }
+NameScope::~NameScope() { t_name_scope = prev_; }
+
 bool is_symbolic(const Tensor& t) { return t.is_symbolic(); }
 
 // --- the recorder
@@ -328,7 +335,7 @@ TensorList record_hook(const OpDef& op, std::span<const Tensor> in, const Attrs&
   } else {
     specs = infer_op(op, in, attrs);
   }
-  Node* n = g->add_node(NodeKind::Op, &op, attrs, std::move(inputs), specs);
+  Node* n = g->add_node(NodeKind::Op, &op, attrs, std::move(inputs), specs, t_name_scope ? *t_name_scope : "");
   n->inplace = inplace;
   TensorList out;
   for (Value* v : n->outputs) out.push_back(g->tensor_of(v));

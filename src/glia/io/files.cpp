@@ -65,4 +65,28 @@ void fsync_and_rename(const std::string& tmp, const std::string& path) {
   }
 }
 
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw IOError(path, errno_text("cannot create " + tmp));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      std::string text = errno_text("cannot write " + tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw IOError(path, text);
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::close(fd) != 0) {
+    std::string text = errno_text("cannot close " + tmp);
+    ::unlink(tmp.c_str());
+    throw IOError(path, text);
+  }
+  fsync_and_rename(tmp, path);
+}
+
 }  // namespace glia::io::detail

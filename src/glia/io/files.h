@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace glia::io::detail {
 
@@ -13,5 +14,8 @@ std::string read_file(const std::string& path, size_t max_bytes = std::string::n
 /// Makes a finished temporary file durable and puts it in place: fsync(tmp), rename(tmp, path),
 /// then fsync of the folder (best effort). On failure tmp is removed and IOError(path) thrown.
 void fsync_and_rename(const std::string& tmp, const std::string& path);
+/// Writes `bytes` as the file `path`, atomically: to `path.tmp`, then fsync_and_rename. A crash
+/// leaves the old file or the new one. IOError(path) with the system's reason on failure.
+void write_file_atomic(const std::string& path, std::string_view bytes);
 
 }  // namespace glia::io::detail

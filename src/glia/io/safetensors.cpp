@@ -4,13 +4,10 @@
 // file gives an IOError and never a crash or a huge allocation.
 #include "glia/io/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -260,33 +257,9 @@ SafetensorsFile from_safetensors(std::string_view bytes, const std::string& what
   return out;
 }
 
-using detail::errno_text;
-
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  std::string bytes = to_safetensors(tensors, metadata);
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(path, errno_text("cannot create " + tmp));
-  auto fail = [&](const std::string& msg) {
-    std::string text = errno_text(msg);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail("cannot write " + tmp);
-    done += static_cast<size_t>(w);
-  }
-  if (::close(fd) != 0) {
-    std::string text = errno_text("cannot close " + tmp);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  }
-  detail::fsync_and_rename(tmp, path);
+  detail::write_file_atomic(path, to_safetensors(tensors, metadata));
 }
 
 SafetensorsFile load_safetensors(const std::string& path) { return from_safetensors(detail::read_file(path), path); }

@@ -4,17 +4,12 @@
 // verifies its CRC, and declared sizes are bounded before anything is allocated.
 #include "glia/io/zip.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zip.h>
 
 #include <cctype>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <set>
-#include <stdexcept>
 
 #include "glia/core/error.h"
 #include "glia/io/files.h"
@@ -28,8 +23,6 @@ constexpr uint64_t kMaxTotalSize = uint64_t{16} << 30;
 // Deflate cannot expand data by more than about 1032:1, so a larger declared size is a lie (or a
 // bomb): refusing it bounds the allocation by the size of the file itself.
 constexpr uint64_t kMaxDeflateRatio = 1032;
-
-using detail::errno_text;
 
 std::string zip_error_text(int code) {
   zip_error_t err;
@@ -53,37 +46,6 @@ std::string name_problem(const std::string& name) {
     start = end + 1;
   }
   return "";
-}
-
-void write_all(int fd, const char* data, size_t size) {
-  size_t done = 0;
-  while (done < size) {
-    ssize_t w = ::write(fd, data + done, size - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw std::runtime_error("write");
-    done += static_cast<size_t>(w);
-  }
-}
-
-/// The end-of-central-directory record of an archive with no members; libzip writes no file at all
-/// for an empty archive, but an empty model file is still a valid (if useless) zip.
-void write_empty_zip(const std::string& path, const std::string& tmp) {
-  static const char kEmpty[22] = {'P', 'K', 5, 6};
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(path, errno_text("cannot create " + tmp));
-  try {
-    write_all(fd, kEmpty, sizeof kEmpty);
-  } catch (const std::runtime_error&) {
-    std::string text = errno_text("cannot write " + tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  }
-  if (::close(fd) != 0) {
-    std::string text = errno_text("cannot close " + tmp);
-    ::unlink(tmp.c_str());
-    throw IOError(path, text);
-  }
 }
 
 void write_with_libzip(const std::string& path, const std::string& tmp,
@@ -125,12 +87,15 @@ void write_zip(const std::string& path, const std::vector<std::pair<std::string,
     if (!seen.insert(m.first).second)
       throw ValueError("write_zip: duplicate member name '" + m.first + "' (writing " + path + ")");
   }
+  if (members.empty()) {
+    // libzip writes no file at all for an empty archive, but an empty model file is still a valid
+    // (if useless) zip: the end-of-central-directory record alone.
+    static const char kEmpty[22] = {'P', 'K', 5, 6};
+    detail::write_file_atomic(path, std::string_view(kEmpty, sizeof kEmpty));
+    return;
+  }
   std::string tmp = path + ".tmp";
-  if (members.empty())
-    write_empty_zip(path, tmp);
-  else
-    write_with_libzip(path, tmp, members, compress);
-
+  write_with_libzip(path, tmp, members, compress);
   // libzip does not fsync.
   detail::fsync_and_rename(tmp, path);
 }

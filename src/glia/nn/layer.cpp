@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "glia/autograd/autograd.h"
+#include "glia/graph/graph.h"
 #include "glia/nn/layers.h"
 #include "glia/ops/functions.h"
 
@@ -131,9 +132,16 @@ Tensor Layer::prepare(const Tensor& x) {
   return autocast(x);
 }
 
-Tensor Layer::operator()(const Tensor& x, bool training) { return call(prepare(x), training); }
+// The name scope tells graph nodes which layer made them (ONNX export names the layer in errors).
+Tensor Layer::operator()(const Tensor& x, bool training) {
+  graph::NameScope scope(name_);
+  return call(prepare(x), training);
+}
 
-Tensor Layer::call_logits(const Tensor& x, bool training) { return call_without_activation(prepare(x), training); }
+Tensor Layer::call_logits(const Tensor& x, bool training) {
+  graph::NameScope scope(name_);
+  return call_without_activation(prepare(x), training);
+}
 
 Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) {
   if (num_inputs() == 1) {
@@ -143,6 +151,7 @@ Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) {
   }
   GLIA_CHECK(xs.size() >= 2, ValueError, "layer '", name_.empty() ? class_name() : name_, "' (", class_name(),
              ") takes at least two inputs, got ", xs.size());
+  graph::NameScope scope(name_);
   ensure_built(without_batch(xs));
   std::vector<Tensor> cast;
   for (const Tensor& x : xs) cast.push_back(autocast(x));
