@@ -4,7 +4,6 @@
 #include "glia/onnx/export.h"
 
 #include <gmock/gmock.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -22,25 +21,14 @@ using ::testing::HasSubstr;
 
 std::string source(const std::string& rel) { return std::string(GLIA_SOURCE_DIR) + "/" + rel; }
 
-int run(const std::string& cmd, std::string* out) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return -1;
-  std::string text;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) text.append(buf, n);
-  int status = pclose(p);
-  if (out) *out = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 bool have_ort() {
   static const bool ok =
-      run("cd '" + source("tests/onnx") + "' && node -e \"require('onnxruntime-node')\"", nullptr) == 0;
+      run_command({"node", "-e", "require(process.argv[1])", source("tests/onnx/node_modules/onnxruntime-node")}) == 0;
   return ok;
 }
 
 bool have_onnx_python() {
-  static const bool ok = run("/usr/bin/python3 -c 'import onnx'", nullptr) == 0;
+  static const bool ok = run_command({"/usr/bin/python3", "-c", "import onnx"}) == 0;
   return ok;
 }
 
@@ -52,7 +40,7 @@ bool have_onnx_python() {
 /// The checker's line for a file ("<path> opset=17 inputs=name:batch,28,... outputs=...").
 std::string check_with_onnx(const std::string& path) {
   std::string out;
-  int rc = run("/usr/bin/python3 '" + source("tests/python/onnx_check.py") + "' '" + path + "'", &out);
+  int rc = run_command({"/usr/bin/python3", source("tests/python/onnx_check.py"), path}, &out);
   EXPECT_EQ(rc, 0) << out;
   return out;
 }
@@ -98,24 +86,24 @@ void expect_same_as_ort(Model& m, const std::vector<In>& ins, const std::string&
   glia::onnx::export_model(m, path);
   std::string line = check_with_onnx(path);
   EXPECT_THAT(line, HasSubstr("opset=17")) << line;
-  std::string cmd = "node '" + source("tests/onnx/run_ort.js") + "' '" + path + "'";
+  std::vector<std::string> cmd = {"node", source("tests/onnx/run_ort.js"), path};
   std::vector<std::vector<Tensor>> refs;
   const int64_t batches[] = {1, 3, 7};
   for (size_t b = 0; b < 3; ++b) {
     std::vector<Tensor> xs;
-    if (b > 0) cmd += " --";
-    cmd += " '" + dir + "/out_" + std::to_string(b) + "_'";
+    if (b > 0) cmd.push_back("--");
+    cmd.push_back(dir + "/out_" + std::to_string(b) + "_");
     for (size_t i = 0; i < ins.size(); ++i) {
       xs.push_back(make_input(ins[i], batches[b], static_cast<uint32_t>(100 * b + i)));
       std::string f = dir + "/in_" + std::to_string(b) + "_" + std::to_string(i) + ".npy";
       save_npy(f, xs.back());
-      cmd += " '" + f + "'";
+      cmd.push_back(f);
     }
     no_grad ng;
     refs.push_back(m.forward(xs, false));
   }
   std::string out;
-  ASSERT_EQ(run(cmd, &out), 0) << out;
+  ASSERT_EQ(run_command(cmd, &out), 0) << out;
   for (size_t b = 0; b < 3; ++b) {
     for (size_t k = 0; k < refs[b].size(); ++k) {
       Tensor got = load_npy(dir + "/out_" + std::to_string(b) + "_" + std::to_string(k) + ".npy");
@@ -381,16 +369,14 @@ TEST(OnnxExport, GliaExportCommandConvertsASavedModel) {
   std::string dir = temp_dir();
   m->save(dir + "/cnn.glia");
   std::string out;
-  ASSERT_EQ(run("'" + cli + "' export '" + dir + "/cnn.glia' '" + dir + "/cnn.onnx'", &out), 0) << out;
+  ASSERT_EQ(run_command({cli, "export", dir + "/cnn.glia", dir + "/cnn.onnx"}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("cnn.onnx"));
   // The loaded model computes what m computes, so the file must match m.
   std::string line = check_with_onnx(dir + "/cnn.onnx");
   EXPECT_THAT(line, HasSubstr("inputs=input:batch,8,8,1 outputs=output:batch,4")) << line;
   save_npy(dir + "/x.npy", make_input({{8, 8, 1}}, 3, 7));
-  ASSERT_EQ(
-      run("node '" + source("tests/onnx/run_ort.js") + "' '" + dir + "/cnn.onnx' '" + dir + "/y' '" + dir + "/x.npy'",
-          &out),
-      0)
+  ASSERT_EQ(run_command({"node", source("tests/onnx/run_ort.js"), dir + "/cnn.onnx", dir + "/y", dir + "/x.npy"}, &out),
+            0)
       << out;
   no_grad ng;
   std::vector<double> want = values(m->forward({load_npy(dir + "/x.npy")}, false)[0]);
@@ -399,7 +385,7 @@ TEST(OnnxExport, GliaExportCommandConvertsASavedModel) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
   // A file that is not a model: an error naming it, and no output.
   std::ofstream(dir + "/bad.glia") << "not a zip";
-  EXPECT_NE(run("'" + cli + "' export '" + dir + "/bad.glia' '" + dir + "/bad.onnx'", &out), 0);
+  EXPECT_NE(run_command({cli, "export", dir + "/bad.glia", dir + "/bad.onnx"}, &out), 0);
   EXPECT_THAT(out, HasSubstr("bad.glia"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/bad.onnx"));
 }
