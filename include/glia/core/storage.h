@@ -33,10 +33,11 @@ class Allocator {
   virtual void empty_cache() = 0;
 };
 
-/// The caching allocator for a device type (CPU now).
+/// The caching allocator of a device (one per CUDA GPU); throws DeviceError for a CUDA device
+/// that cannot be used.
 Allocator& allocator_for(Device d);
 
-/// Statistics and cache control of the CPU allocator, for tests and benchmarks.
+/// Statistics and cache control of a device's allocator, for tests and benchmarks.
 AllocatorStats memory_stats(Device d = Device::cpu());
 void reset_peak_memory_stats(Device d = Device::cpu());
 void empty_cache(Device d = Device::cpu());

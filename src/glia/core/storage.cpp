@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "glia/core/allocation_budget.h"
+#include "glia/core/cuda_hooks.h"
 #include "glia/core/error.h"
 
 namespace glia {
@@ -109,7 +110,7 @@ class CpuCachingAllocator final : public Allocator {
 Allocator& allocator_for(Device d) {
   // Leaked on purpose: tensors held in static objects may die after it would.
   static auto* cpu = new CpuCachingAllocator();
-  GLIA_CHECK(d.is_cpu(), DeviceError, "no allocator for device ", d.str(), ": this build of Glia has no CUDA support");
+  if (d.is_cuda()) return detail::cuda_allocator(d.index);
   return *cpu;
 }
 

@@ -91,19 +91,19 @@ int64_t flat_offset(const Tensor& t, IntList index) {
 
 Scalar Tensor::item() const {
   GLIA_CHECK(numel() == 1, ValueError, "item: expected a tensor with one element, got shape ", to_string(shape()));
-  Tensor c = device().is_cpu() ? *this : to(Device::cpu());
+  Tensor c = device().is_cpu() ? *this : detach().to(Device::cpu());
   return read_scalar(c.data_ptr(), c.dtype());
 }
 
 Scalar Tensor::at(IntList index) const {
-  Tensor c = device().is_cpu() ? *this : to(Device::cpu());
+  Tensor c = device().is_cpu() ? *this : detach().to(Device::cpu());
   int64_t off = flat_offset(c, index);
   return read_scalar(static_cast<const char*>(c.data_ptr()) + off * static_cast<int64_t>(c.itemsize()), c.dtype());
 }
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-  Tensor c = to(Device::cpu()).to(dtype_v<T>).contiguous();
+  Tensor c = (device().is_cpu() ? *this : detach().to(Device::cpu())).to(dtype_v<T>).contiguous();
   const T* p = static_cast<const T*>(c.data_ptr());
   return std::vector<T>(p, p + c.numel());
 }
@@ -218,7 +218,7 @@ void render(const Tensor& t, int64_t d, int64_t off, bool summarize, const Forma
 std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   if (is_symbolic()) return "tensor(symbolic, shape=" + to_string(shape()) + ", dtype=" + name(dtype()) + ")";
-  Tensor c = device().is_cpu() ? *this : to(Device::cpu());
+  Tensor c = device().is_cpu() ? *this : detach().to(Device::cpu());
   bool summarize = c.numel() > 1000;
   Formatter f;
   f.floating = is_floating(c.dtype());

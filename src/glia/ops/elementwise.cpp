@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/cuda_hooks.h"
 #include "glia/ops/op.h"
 #include "glia/ops/reduce.h"
 #include "glia/ops/shape_ops.h"
@@ -458,6 +459,11 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
   }
   InferContext ic(op_copy, ins, Attrs{});
   op_copy.infer_fn()(ic);
+  if (s.device() != device()) {
+    detail::cross_device_copy(self, s);
+    storage()->bump_version();
+    return *this;
+  }
   const KernelFn* k = op_copy.kernel_for(device().type);
   GLIA_CHECK(k != nullptr, DeviceError, "copy_: no kernel for device ", device().str());
   Attrs none;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "glia/autograd/autograd.h"
 #include "glia/ops/elementwise.h"
 #include "glia/ops/op.h"
 #include "glia/ops/reduce.h"
@@ -512,8 +513,14 @@ Tensor Tensor::clone() const { return glia::clone(*this); }
 Tensor Tensor::to(DType t) const { return glia::cast(*this, t); }
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  throw DeviceError(detail::str("to: cannot move a tensor from ", device().str(), " to ", d.str(),
-                                ": this build of Glia has no CUDA support"));
+  GLIA_CHECK(!is_symbolic(), ValueError, "to: moving a symbolic (graph) tensor from ", device().str(), " to ", d.str(),
+             " is not supported yet");
+  // Not yet recorded by autograd: refuse rather than silently cut the gradient's path.
+  GLIA_CHECK(!(requires_grad() && GradMode::is_enabled()), ValueError, "to: moving a tensor that requires grad from ",
+             device().str(), " to ", d.str(), " is not differentiable yet; detach() it or run under glia::no_grad");
+  Tensor out = Tensor::empty(shape(), dtype(), d);
+  out.copy_(*this);
+  return out;
 }
 
 }  // namespace glia

@@ -1,0 +1,21 @@
+// CUDA devices: whether they can be used, how many there are, and waiting for their work.
+// These functions exist in every build; in a build without the CUDA backend they say so.
+#pragma once
+
+#include "glia/core/device.h"
+
+namespace glia::cuda {
+
+/// Whether this build of Glia has the CUDA backend compiled in.
+bool built_with_cuda();
+/// Whether at least one CUDA GPU can be used. Never throws; initializes CUDA lazily on first call.
+bool is_available();
+/// Number of usable CUDA GPUs (0 without a GPU, a driver or the CUDA backend).
+int device_count();
+/// Blocks until all work queued on device d's stream has finished. Throws DeviceError when d cannot be used.
+void synchronize(Device d = Device::cuda(0));
+/// Lets float32 matmuls use TF32 tensor cores (faster, ~10 mantissa bits). Off by default, as in PyTorch.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
+}  // namespace glia::cuda

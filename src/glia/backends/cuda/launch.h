@@ -1,0 +1,41 @@
+// The interface between the host side of the CUDA backend (glia types, kernel registration) and the
+// .cu kernels: plain pointers, sizes and element strides, so nvcc never compiles glia's headers.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace glia::cuda::launch {
+
+inline constexpr int kMaxDims = 16;
+
+/// Element types, numbered as glia::DType.
+enum Dt : int { F32, F64, BF16, F16, I32, I64, U8, B8 };
+
+/// An element-wise loop over `size` (row-major, `numel` elements) and N operands, each with element
+/// strides (0 along broadcast dims). Operand 0 is the output.
+template <int N>
+struct Strided {
+  int ndim = 0;
+  int64_t numel = 0;
+  int64_t size[kMaxDims] = {};
+  int64_t stride[N][kMaxDims] = {};
+  void* data[N] = {};
+};
+
+enum class BinOp : int { Add, Sub, Mul, Div, Max, Min, Pow };
+enum class UnOp : int { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Relu, Sigmoid, Tanh, Square, Reciprocal };
+
+/// out[...] = value (converted to dt: `fv` for floating types, `iv` for integer and bool).
+void fill(const Strided<1>& it, Dt dt, double fv, int64_t iv, cudaStream_t s);
+/// out[...] = in[...] converted from in_dt to out_dt.
+void copy(const Strided<2>& it, Dt out_dt, Dt in_dt, cudaStream_t s);
+/// out = a op b, all of dtype dt (F32, F64, I32, I64). Returns false for an unsupported dtype.
+bool binary(BinOp op, const Strided<3>& it, Dt dt, cudaStream_t s);
+/// out = op(x), both of dtype dt. Returns false for an unsupported (op, dtype).
+bool unary(UnOp op, const Strided<2>& it, Dt dt, cudaStream_t s);
+/// out[o] = sum_r x[o * R + r] for o < outer (x contiguous). Returns false for unsupported dtypes.
+bool sum_rows(const void* x, void* out, Dt in_dt, Dt out_dt, int64_t outer, int64_t R, cudaStream_t s);
+
+}  // namespace glia::cuda::launch

@@ -1,0 +1,176 @@
+// CUDA kernels of the core ops: fill, copies and casts, element-wise math with broadcasting,
+// matmul (cuBLAS) and sum. Each registers with GLIA_KERNEL(op, CUDA, ...) beside the CPU kernel.
+#include <algorithm>
+#include <numeric>
+
+#include "glia/autograd/autograd.h"
+#include "glia/backends/cuda/runtime.h"
+#include "glia/core/cuda.h"
+#include "glia/ops/op.h"
+
+namespace glia::cuda {
+namespace {
+
+using launch::BinOp;
+using launch::UnOp;
+
+/// Inputs may be 0-d CPU tensors (numbers in code): they move to the output's device, in `d`.
+Tensor input_as(const KernelContext& k, size_t i, DType d) { return on_device(k.input(i), k.output().device(), d); }
+
+void copy_into(const Tensor& src, const Tensor& dst) {
+  DeviceGuard g(dst.device().index);
+  const Tensor* ops[2] = {&dst, &src};
+  launch::copy(strided(dst.shape(), ops), dt(dst.dtype()), dt(src.dtype()), stream(dst.device().index));
+  check(cudaGetLastError(), "copy kernel");
+}
+
+void binary(KernelContext& k, BinOp op) {
+  const Tensor& out = k.output();
+  Tensor a = input_as(k, 0, out.dtype()), b = input_as(k, 1, out.dtype());
+  DeviceGuard g(out.device().index);
+  const Tensor* ops[3] = {&out, &a, &b};
+  bool ok = launch::binary(op, strided(out.shape(), ops), dt(out.dtype()), stream(out.device().index));
+  GLIA_CHECK(ok, DTypeError, k.name(), ": no CUDA kernel for dtype ", name(out.dtype()),
+             " (float32, float64, int32, int64 are supported)");
+  check(cudaGetLastError(), k.name());
+}
+
+void unary(KernelContext& k, UnOp op) {
+  const Tensor& out = k.output();
+  Tensor x = input_as(k, 0, out.dtype());
+  DeviceGuard g(out.device().index);
+  const Tensor* ops[2] = {&out, &x};
+  bool ok = launch::unary(op, strided(out.shape(), ops), dt(out.dtype()), stream(out.device().index));
+  GLIA_CHECK(ok, DTypeError, k.name(), ": no CUDA kernel for dtype ", name(out.dtype()));
+  check(cudaGetLastError(), k.name());
+}
+
+void fill(const Tensor& out, const Scalar& v) {
+  DeviceGuard g(out.device().index);
+  const Tensor* ops[1] = {&out};
+  bool flt = is_floating(out.dtype());
+  launch::fill(strided(out.shape(), ops), dt(out.dtype()), flt ? v.to_double() : 0.0, flt ? 0 : v.to_int(),
+               stream(out.device().index));
+  check(cudaGetLastError(), "fill kernel");
+}
+
+}  // namespace
+
+GLIA_KERNEL(fill, CUDA, [](KernelContext& k) { fill(k.output(), k.attr<Scalar>("value")); });
+GLIA_KERNEL(full_like, CUDA, [](KernelContext& k) { fill(k.output(), k.attr<Scalar>("value")); });
+GLIA_KERNEL(copy, CUDA, [](KernelContext& k) { copy_into(input_as(k, 1, k.input(1).dtype()), k.output()); });
+GLIA_KERNEL(cast, CUDA, [](KernelContext& k) { copy_into(k.input(0), k.output()); });
+GLIA_KERNEL(clone, CUDA, [](KernelContext& k) { copy_into(k.input(0), k.output()); });
+
+GLIA_KERNEL(add, CUDA, [](KernelContext& k) { binary(k, BinOp::Add); });
+GLIA_KERNEL(sub, CUDA, [](KernelContext& k) { binary(k, BinOp::Sub); });
+GLIA_KERNEL(mul, CUDA, [](KernelContext& k) { binary(k, BinOp::Mul); });
+GLIA_KERNEL(div, CUDA, [](KernelContext& k) { binary(k, BinOp::Div); });
+GLIA_KERNEL(maximum, CUDA, [](KernelContext& k) { binary(k, BinOp::Max); });
+GLIA_KERNEL(minimum, CUDA, [](KernelContext& k) { binary(k, BinOp::Min); });
+GLIA_KERNEL(pow, CUDA, [](KernelContext& k) { binary(k, BinOp::Pow); });
+
+GLIA_KERNEL(neg, CUDA, [](KernelContext& k) { unary(k, UnOp::Neg); });
+GLIA_KERNEL(abs, CUDA, [](KernelContext& k) { unary(k, UnOp::Abs); });
+GLIA_KERNEL(exp, CUDA, [](KernelContext& k) { unary(k, UnOp::Exp); });
+GLIA_KERNEL(log, CUDA, [](KernelContext& k) { unary(k, UnOp::Log); });
+GLIA_KERNEL(sqrt, CUDA, [](KernelContext& k) { unary(k, UnOp::Sqrt); });
+GLIA_KERNEL(rsqrt, CUDA, [](KernelContext& k) { unary(k, UnOp::Rsqrt); });
+GLIA_KERNEL(relu, CUDA, [](KernelContext& k) { unary(k, UnOp::Relu); });
+GLIA_KERNEL(sigmoid, CUDA, [](KernelContext& k) { unary(k, UnOp::Sigmoid); });
+GLIA_KERNEL(tanh, CUDA, [](KernelContext& k) { unary(k, UnOp::Tanh); });
+GLIA_KERNEL(square, CUDA, [](KernelContext& k) { unary(k, UnOp::Square); });
+GLIA_KERNEL(reciprocal, CUDA, [](KernelContext& k) { unary(k, UnOp::Reciprocal); });
+
+// Sum: the kept dims moved first and the summed ones last, made contiguous, then one row per output.
+GLIA_KERNEL(sum, CUDA, [](KernelContext& k) {
+  const Tensor& out = k.output();
+  const Tensor& x = k.input(0);
+  no_grad guard;  // the permuted copy below is a temporary, not part of the user's graph
+  const auto& dims = k.attr<std::vector<int64_t>>("dims");
+  std::vector<int64_t> order;
+  int64_t R = 1;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (!std::binary_search(dims.begin(), dims.end(), d)) order.push_back(d);
+  for (int64_t d : dims) {
+    order.push_back(d);
+    R *= x.shape()[static_cast<size_t>(d)];
+  }
+  if (x.numel() == 0 || R == 0) {
+    fill(out, 0);
+    return;
+  }
+  Tensor xc = x.permute(order).contiguous();
+  DeviceGuard g(out.device().index);
+  bool ok = launch::sum_rows(xc.data_ptr(), out.data_ptr(), dt(x.dtype()), dt(out.dtype()), out.numel(), R,
+                             stream(out.device().index));
+  GLIA_CHECK(ok, DTypeError, "sum: no CUDA kernel to sum ", name(x.dtype()), " into ", name(out.dtype()));
+  check(cudaGetLastError(), "sum");
+});
+
+// Matmul with batch broadcasting. Row-major C = A B is column-major C^T = B^T A^T, so cuBLAS gets
+// the operands swapped. An operand without batch dims is shared by every batch (stride 0).
+GLIA_KERNEL(matmul, CUDA, [](KernelContext& k) {
+  const Tensor& out = k.output();
+  const Shape& s = out.shape();
+  int64_t M = s[s.size() - 2], N = s.back(), K = k.input(0).shape().back();
+  Shape batch(s.begin(), s.end() - 2);
+  int64_t nb = 1;
+  for (int64_t d : batch) nb *= d;
+  if (out.numel() == 0) return;
+  no_grad guard;  // expanded / contiguous operands are temporaries
+  if (K == 0) {
+    fill(out, 0);
+    return;
+  }
+  auto operand = [&](const Tensor& t, int64_t rows, int64_t cols, int64_t& stride) {
+    if (t.dim() == 2) {
+      stride = 0;
+      return t.contiguous();
+    }
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    stride = rows * cols;
+    return t.expand(full).contiguous();
+  };
+  int64_t sa = 0, sb = 0;
+  Tensor a = operand(k.input(0), M, K, sa), b = operand(k.input(1), K, N, sb);
+  cudaDataType_t type;
+  cublasComputeType_t compute;
+  double one_d = 1.0, zero_d = 0.0;
+  float one_f = 1.0f, zero_f = 0.0f;
+  const void *alpha = &one_f, *beta = &zero_f;
+  switch (out.dtype()) {
+    case DType::f32:
+      type = CUDA_R_32F;
+      compute = allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      break;
+    case DType::f64:
+      type = CUDA_R_64F;
+      compute = CUBLAS_COMPUTE_64F;
+      alpha = &one_d;
+      beta = &zero_d;
+      break;
+    case DType::bf16:
+      type = CUDA_R_16BF;
+      compute = CUBLAS_COMPUTE_32F;
+      break;
+    case DType::f16:
+      type = CUDA_R_16F;
+      compute = CUBLAS_COMPUTE_32F;
+      break;
+    default:
+      throw DTypeError(detail::str("matmul: no CUDA kernel for dtype ", name(out.dtype())));
+  }
+  int dev = out.device().index;
+  cublasHandle_t h = cublas(dev);
+  DeviceGuard g(dev);
+  check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M),
+                                   static_cast<int>(K), alpha, b.data_ptr(), type, static_cast<int>(N), sb,
+                                   a.data_ptr(), type, static_cast<int>(K), sa, beta, out.data_ptr(), type,
+                                   static_cast<int>(N), M * N, static_cast<int>(nb), compute, CUBLAS_GEMM_DEFAULT),
+        "matmul (cublasGemmStridedBatchedEx)");
+});
+
+}  // namespace glia::cuda

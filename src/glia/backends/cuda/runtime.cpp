@@ -1,0 +1,416 @@
+// CUDA runtime state: lazy initialization, one stream and cuBLAS handle per device, the caching
+// allocator, and copies between devices through a pinned staging buffer.
+#include "glia/backends/cuda/runtime.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "glia/autograd/autograd.h"
+#include "glia/core/cuda.h"
+#include "glia/core/cuda_hooks.h"
+
+namespace glia::cuda {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw DeviceError(detail::str("CUDA error in ", what, ": ", cudaGetErrorString(e)));
+}
+void check(cublasStatus_t e, const char* what) {
+  if (e != CUBLAS_STATUS_SUCCESS)
+    throw DeviceError(detail::str("cuBLAS error in ", what, ": ", cublasGetStatusString(e)));
+}
+
+namespace {
+
+struct Init {
+  int count = 0;
+  cudaError_t error = cudaSuccess;
+};
+
+const Init& init() {
+  static const Init state = [] {
+    Init s;
+    s.error = cudaGetDeviceCount(&s.count);
+    if (s.error != cudaSuccess) {
+      s.count = 0;
+      (void)cudaGetLastError();  // not sticky: leave no error behind for later calls
+    }
+    return s;
+  }();
+  return state;
+}
+
+struct PerDevice {
+  std::once_flag once;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  // Pinned staging for host-to-device copies; `staged` marks when the last copy out of it is done.
+  std::mutex staging_mu;
+  void* staging = nullptr;
+  size_t staging_size = 0;
+  cudaEvent_t staged = nullptr;
+  // Small copies (numbers in code, shapes) rotate through slots with an event each, so that the host
+  // waits only for a copy kSlots copies ago, not for all the work queued before the last one.
+  static constexpr int kSlots = 64;
+  static constexpr size_t kSlotBytes = 4096;
+  char* slots = nullptr;
+  cudaEvent_t slot_done[kSlots] = {};
+  int next_slot = 0;
+};
+
+PerDevice& per_device(int index) {
+  static auto* devices = new std::vector<PerDevice>(static_cast<size_t>(std::max(init().count, 1)));
+  PerDevice& p = (*devices)[static_cast<size_t>(index)];
+  std::call_once(p.once, [&] {
+    DeviceGuard g(index);
+    check(cudaStreamCreateWithFlags(&p.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaEventCreateWithFlags(&p.staged, cudaEventDisableTiming), "cudaEventCreate");
+    for (cudaEvent_t& e : p.slot_done) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    void* slots = nullptr;
+    check(cudaHostAlloc(&slots, PerDevice::kSlots * PerDevice::kSlotBytes, cudaHostAllocDefault), "cudaHostAlloc");
+    p.slots = static_cast<char*>(slots);
+  });
+  return p;
+}
+
+bool g_allow_tf32 = false;
+
+}  // namespace
+
+void ensure_device(int index) {
+  const Init& s = init();
+  if (s.count == 0)
+    throw DeviceError(detail::str("Device::cuda(", index, "): no CUDA GPU is available (cudaGetDeviceCount: ",
+                                  s.error == cudaSuccess ? "found 0 devices" : cudaGetErrorString(s.error), ")"));
+  GLIA_CHECK(index >= 0 && index < s.count, DeviceError, "Device::cuda(", index, "): there are only ", s.count,
+             " CUDA GPU(s)");
+}
+
+DeviceGuard::DeviceGuard(int index) {
+  check(cudaGetDevice(&prev_), "cudaGetDevice");
+  if (prev_ != index) check(cudaSetDevice(index), "cudaSetDevice");
+}
+DeviceGuard::~DeviceGuard() {
+  if (prev_ >= 0) (void)cudaSetDevice(prev_);
+}
+
+cudaStream_t stream(int index) {
+  ensure_device(index);
+  return per_device(index).stream;
+}
+
+cublasHandle_t cublas(int index) {
+  PerDevice& p = per_device(index);
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!p.blas) {
+    DeviceGuard g(index);
+    check(cublasCreate(&p.blas), "cublasCreate");
+    check(cublasSetStream(p.blas, p.stream), "cublasSetStream");
+  }
+  check(cublasSetMathMode(p.blas, g_allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+        "cublasSetMathMode");
+  return p.blas;
+}
+
+bool built_with_cuda() { return true; }
+bool is_available() { return init().count > 0; }
+int device_count() { return init().count; }
+void synchronize(Device d) {
+  GLIA_CHECK(d.is_cuda(), DeviceError, "cuda::synchronize: expected a CUDA device, got ", d.str());
+  cudaStream_t s = stream(d.index);
+  DeviceGuard g(d.index);
+  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+}
+void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
+bool allow_tf32() { return g_allow_tf32; }
+
+launch::Dt dt(DType t) { return static_cast<launch::Dt>(static_cast<int>(t)); }
+
+template <int N>
+launch::Strided<N> strided(IntList shape, const Tensor* const (&ops)[N]) {
+  launch::Strided<N> it;
+  int nd = static_cast<int>(shape.size());
+  GLIA_CHECK(nd <= launch::kMaxDims, ShapeError, "cuda: tensors of rank ", nd, " are not supported (at most ",
+             launch::kMaxDims, ")");
+  it.ndim = nd;
+  it.numel = 1;
+  for (int d = 0; d < nd; ++d) {
+    it.size[d] = shape[static_cast<size_t>(d)];
+    it.numel *= it.size[d];
+  }
+  for (int k = 0; k < N; ++k) {
+    const Tensor& t = *ops[k];
+    int lead = nd - static_cast<int>(t.dim());
+    for (int d = 0; d < nd; ++d) {
+      int td = d - lead;
+      it.stride[k][d] = td < 0 || t.shape()[static_cast<size_t>(td)] == 1 ? 0 : t.strides()[static_cast<size_t>(td)];
+    }
+    it.data[k] = t.data_ptr();
+  }
+  return it;
+}
+template launch::Strided<1> strided<1>(IntList, const Tensor* const (&)[1]);
+template launch::Strided<2> strided<2>(IntList, const Tensor* const (&)[2]);
+template launch::Strided<3> strided<3>(IntList, const Tensor* const (&)[3]);
+
+Tensor on_device(const Tensor& t, Device dev, DType d) {
+  if (t.device() == dev && t.dtype() == d) return t;
+  no_grad guard;
+  Tensor out = Tensor::empty(t.shape(), d, dev);
+  out.copy_(t);
+  return out;
+}
+
+// --- the caching allocator
+
+namespace {
+
+constexpr size_t kSmallLimit = size_t(1) << 20;    // requests up to 1 MiB are "small"
+constexpr size_t kSmallRound = 512;                // small requests round to 512 B
+constexpr size_t kSmallSegment = size_t(2) << 20;  // and come from 2 MiB segments
+constexpr size_t kLargeRound = size_t(2) << 20;    // large requests round to 2 MiB
+
+struct Block {
+  char* ptr = nullptr;
+  size_t size = 0;
+  bool small = false;
+  bool free = true;
+  Block* prev = nullptr;  // neighbours within one cudaMalloc segment
+  Block* next = nullptr;
+};
+
+struct BySize {
+  bool operator()(const Block* a, const Block* b) const {
+    return a->size != b->size ? a->size < b->size : a->ptr < b->ptr;
+  }
+};
+
+/// Cached device memory. One stream per device, so a freed block can be handed out again at
+/// once: any later use of it is queued after the work that used it before.
+class CudaCachingAllocator final : public Allocator {
+ public:
+  explicit CudaCachingAllocator(int index) : index_(index) {}
+
+  void* allocate(size_t nbytes) override {
+    if (nbytes == 0) return nullptr;
+    bool small = nbytes <= kSmallLimit;
+    size_t size = small ? round_up(nbytes, kSmallRound) : round_up(nbytes, kLargeRound);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.alloc_calls;
+    auto& pool = small ? small_ : large_;
+    Block key;
+    key.size = size;
+    auto it = pool.lower_bound(&key);
+    Block* b = nullptr;
+    if (it != pool.end()) {
+      b = *it;
+      pool.erase(it);
+    } else {
+      ++stats_.system_allocs;
+      size_t seg = small ? kSmallSegment : size;
+      char* p = malloc_or_retry(seg, nbytes);
+      b = new Block{p, seg, small, true, nullptr, nullptr};
+      stats_.reserved_bytes += static_cast<int64_t>(seg);
+    }
+    // Split: the rest stays cached. Large blocks are only split when the rest is itself large.
+    size_t rest = b->size - size;
+    if (rest >= (small ? kSmallRound : kSmallLimit + 1)) {
+      auto* r = new Block{b->ptr + size, rest, small, true, b, b->next};
+      if (b->next) b->next->prev = r;
+      b->next = r;
+      b->size = size;
+      pool.insert(r);
+    }
+    b->free = false;
+    live_[b->ptr] = b;
+    stats_.allocated_bytes += static_cast<int64_t>(b->size);
+    stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
+    return b->ptr;
+  }
+
+  void deallocate(void* p, size_t) override {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    if (it == live_.end()) return;
+    Block* b = it->second;
+    live_.erase(it);
+    stats_.allocated_bytes -= static_cast<int64_t>(b->size);
+    b->free = true;
+    auto& pool = b->small ? small_ : large_;
+    // Merge with free neighbours of the same segment.
+    if (b->prev && b->prev->free) {
+      Block* a = b->prev;
+      pool.erase(a);
+      a->size += b->size;
+      a->next = b->next;
+      if (b->next) b->next->prev = a;
+      delete b;
+      b = a;
+    }
+    if (b->next && b->next->free) {
+      Block* n = b->next;
+      pool.erase(n);
+      b->size += n->size;
+      b->next = n->next;
+      if (n->next) n->next->prev = b;
+      delete n;
+    }
+    pool.insert(b);
+  }
+
+  AllocatorStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  void reset_peak() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.peak_allocated_bytes = stats_.allocated_bytes;
+  }
+  void empty_cache() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_cached();
+  }
+
+ private:
+  static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+  // Frees the cached blocks that are whole segments (others share their segment with live blocks).
+  void release_cached() {
+    DeviceGuard g(index_);
+    for (auto* pool : {&small_, &large_}) {
+      for (auto it = pool->begin(); it != pool->end();) {
+        Block* b = *it;
+        if (!b->prev && !b->next) {
+          (void)cudaFree(b->ptr);
+          stats_.reserved_bytes -= static_cast<int64_t>(b->size);
+          delete b;
+          it = pool->erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  char* malloc_or_retry(size_t seg, size_t asked) {
+    DeviceGuard g(index_);
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, seg);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      release_cached();
+      e = cudaMalloc(&p, seg);
+    }
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      (void)cudaMemGetInfo(&free_b, &total_b);
+      throw DeviceError(detail::str("out of memory on Device::cuda(", index_, "): asked for ", asked,
+                                    " bytes; Glia has ", stats_.allocated_bytes, " bytes allocated and ",
+                                    stats_.reserved_bytes, " reserved; the GPU has ", free_b, " of ", total_b,
+                                    " bytes free (", cudaGetErrorString(e), ")"));
+    }
+    return static_cast<char*>(p);
+  }
+
+  int index_;
+  mutable std::mutex mu_;
+  std::set<Block*, BySize> small_, large_;
+  std::unordered_map<void*, Block*> live_;
+  AllocatorStats stats_;
+};
+
+}  // namespace
+}  // namespace glia::cuda
+
+namespace glia::detail {
+
+Allocator& cuda_allocator(int index) {
+  cuda::ensure_device(index);
+  // Leaked on purpose, as the CPU allocator: tensors in static objects may outlive it.
+  static auto* all = [] {
+    auto* v = new std::vector<cuda::CudaCachingAllocator*>();
+    for (int i = 0; i < cuda::device_count(); ++i) v->push_back(new cuda::CudaCachingAllocator(i));
+    return v;
+  }();
+  return *(*all)[static_cast<size_t>(index)];
+}
+
+void cross_device_copy(const Tensor& dst, const Tensor& src) {
+  no_grad guard;
+  if (dst.numel() == 0) return;
+  if (dst.device().is_cuda() && src.device().is_cpu()) {
+    int dev = dst.device().index;
+    cudaStream_t s = cuda::stream(dev);
+    // Broadcast and convert on the host, so the transfer is one contiguous block of dst's type.
+    Tensor host = Tensor::empty(dst.shape(), dst.dtype());
+    host.copy_(src);
+    Tensor target = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.dtype(), dst.device());
+    size_t n = static_cast<size_t>(host.numel()) * host.itemsize();
+    cuda::PerDevice& p = cuda::per_device(dev);
+    {
+      std::lock_guard<std::mutex> lock(p.staging_mu);
+      cuda::DeviceGuard g(dev);
+      if (n <= cuda::PerDevice::kSlotBytes) {
+        int slot = p.next_slot;
+        p.next_slot = (p.next_slot + 1) % cuda::PerDevice::kSlots;
+        char* buf = p.slots + static_cast<size_t>(slot) * cuda::PerDevice::kSlotBytes;
+        cuda::check(cudaEventSynchronize(p.slot_done[slot]), "cudaEventSynchronize");
+        std::memcpy(buf, host.data_ptr(), n);
+        cuda::check(cudaMemcpyAsync(target.data_ptr(), buf, n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+        cuda::check(cudaEventRecord(p.slot_done[slot], s), "cudaEventRecord");
+      } else {
+        // The previous copy out of the staging buffer must be done before it is overwritten.
+        cuda::check(cudaEventSynchronize(p.staged), "cudaEventSynchronize");
+        if (p.staging_size < n) {
+          if (p.staging) cuda::check(cudaFreeHost(p.staging), "cudaFreeHost");
+          p.staging = nullptr;
+          p.staging_size = 0;
+          cuda::check(cudaHostAlloc(&p.staging, n, cudaHostAllocDefault), "cudaHostAlloc");
+          p.staging_size = n;
+        }
+        std::memcpy(p.staging, host.data_ptr(), n);
+        cuda::check(cudaMemcpyAsync(target.data_ptr(), p.staging, n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+        cuda::check(cudaEventRecord(p.staged, s), "cudaEventRecord");
+      }
+    }
+    if (!target.is_same(dst)) dst.copy_(target);
+    return;
+  }
+  if (dst.device().is_cpu() && src.device().is_cuda()) {
+    int dev = src.device().index;
+    cudaStream_t s = cuda::stream(dev);
+    Tensor c = src.contiguous();
+    Tensor host = Tensor::empty(src.shape(), src.dtype());
+    cuda::DeviceGuard g(dev);
+    cuda::check(cudaMemcpyAsync(host.data_ptr(), c.data_ptr(), static_cast<size_t>(c.numel()) * c.itemsize(),
+                                cudaMemcpyDeviceToHost, s),
+                "cudaMemcpyAsync");
+    cuda::check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+    dst.copy_(host);
+    return;
+  }
+  if (dst.device().is_cuda() && src.device().is_cuda()) {
+    // Between GPUs: src made contiguous in dst's dtype on its own device, then a peer copy.
+    int from = src.device().index, to = dst.device().index;
+    Tensor c = cuda::on_device(src.expand(dst.shape()), src.device(), dst.dtype()).contiguous();
+    Tensor target = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.dtype(), dst.device());
+    cudaStream_t s = cuda::stream(from);
+    cuda::synchronize(dst.device());  // dst's earlier work on its own stream comes first
+    cuda::check(cudaMemcpyPeerAsync(target.data_ptr(), to, c.data_ptr(), from,
+                                    static_cast<size_t>(c.numel()) * c.itemsize(), s),
+                "cudaMemcpyPeerAsync");
+    cuda::check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+    if (!target.is_same(dst)) dst.copy_(target);
+    return;
+  }
+  throw DeviceError(detail::str("copy_: cannot copy from ", src.device().str(), " to ", dst.device().str()));
+}
+
+}  // namespace glia::detail

@@ -1,0 +1,135 @@
+// The CUDA entry points where no GPU (or no CUDA build) is at hand: they report it clearly, and the
+// CPU side and the op registry are unaffected. These run on every machine.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "glia/core/cuda.h"
+#include "glia/glia.h"
+#include "glia/ops/op.h"
+#include "testing.h"
+
+namespace glia {
+namespace {
+
+using ::testing::AnyOf;
+using ::testing::HasSubstr;
+
+std::string device_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DeviceError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a DeviceError";
+  return "";
+}
+
+TEST(CudaRuntime, IsAvailableNeverThrows) {
+  bool avail = false;
+  EXPECT_NO_THROW(avail = cuda::is_available());
+  EXPECT_EQ(avail, cuda::device_count() > 0);
+  if (!cuda::built_with_cuda()) {
+    EXPECT_FALSE(avail);
+  }
+}
+
+TEST(CudaRuntime, FirstUseWithoutGpuThrowsDeviceErrorNamingDeviceAndReason) {
+  if (cuda::is_available()) GTEST_SKIP() << "a CUDA GPU is present: this checks the no-GPU path";
+  std::string msg = device_error([] { Tensor::empty({2, 3}, DType::f32, Device::cuda(0)); });
+  EXPECT_THAT(msg, HasSubstr("Device::cuda(0)"));
+  EXPECT_THAT(msg, AnyOf(HasSubstr("no CUDA GPU is available (cudaGetDeviceCount: "),
+                         HasSubstr("this build of Glia has no CUDA support")));
+  if (cuda::built_with_cuda()) {
+    EXPECT_THAT(msg, HasSubstr("cudaGetDeviceCount"));
+  }
+  // The same for the other entry points, and again on a second try (no half-initialized state).
+  EXPECT_THAT(device_error([] { zeros({4}, {.device = Device::cuda(0)}); }), HasSubstr("Device::cuda(0)"));
+  EXPECT_THAT(device_error([] { ones({4}).to(Device::cuda(0)); }), HasSubstr("Device::cuda(0)"));
+  EXPECT_THAT(device_error([] { cuda::synchronize(Device::cuda(0)); }), HasSubstr("Device::cuda(0)"));
+  EXPECT_THAT(device_error([] { memory_stats(Device::cuda(0)); }), HasSubstr("Device::cuda(0)"));
+  EXPECT_THAT(device_error([] { Tensor::empty({1}, DType::f32, Device::cuda(1)); }), HasSubstr("Device::cuda(1)"));
+}
+
+TEST(CudaRuntime, CpuUseIsUnaffectedByAFailedCudaUse) {
+  if (!cuda::is_available()) {
+    EXPECT_THROW(Tensor::empty({8}, DType::f32, Device::cuda(0)), DeviceError);
+  }
+  Tensor a = testing::uniform({3, 4}), b = testing::uniform({4});
+  Tensor c = a + b;
+  EXPECT_EQ(c.device(), Device::cpu());
+  std::vector<double> av = testing::values(a), bv = testing::values(b), cv = testing::values(c);
+  for (size_t i = 0; i < cv.size(); ++i) EXPECT_DOUBLE_EQ(cv[i], av[i] + bv[i % 4]);
+  EXPECT_NO_THROW(memory_stats(Device::cpu()));
+  EXPECT_EQ(a.to(Device::cpu()).device(), Device::cpu());
+}
+
+// Every op given a CUDA kernel still has its CPU kernel, and a CUDA build registers the set it promises.
+TEST(CudaRegistry, CudaKernelsKeepTheirCpuKernels) {
+  std::set<std::string> with_cuda;
+  for (const OpDef* op : OpRegistry::instance().all()) {
+    if (!op->kernel_for(DeviceType::CUDA)) continue;
+    with_cuda.insert(op->name());
+    EXPECT_NE(op->kernel_for(DeviceType::CPU), nullptr) << op->name() << " has a CUDA kernel but no CPU kernel";
+  }
+  const std::vector<std::string> promised = {"fill",   "full_like",  "copy",    "cast",    "clone", "add",     "sub",
+                                             "mul",    "div",        "maximum", "minimum", "pow",   "neg",     "abs",
+                                             "exp",    "log",        "sqrt",    "rsqrt",   "relu",  "sigmoid", "tanh",
+                                             "square", "reciprocal", "matmul",  "sum"};
+  for (const std::string& name : promised) {
+    ASSERT_NE(OpRegistry::instance().find(name), nullptr) << name;
+    EXPECT_NE(OpRegistry::instance().get(name).kernel_for(DeviceType::CPU), nullptr) << name;
+    if (cuda::built_with_cuda()) {
+      EXPECT_TRUE(with_cuda.count(name)) << name << " has no CUDA kernel";
+    }
+  }
+  if (!cuda::built_with_cuda()) {
+    EXPECT_TRUE(with_cuda.empty());
+  }
+}
+
+// A tensor that claims to live on cuda:0 but wraps host memory: enough to reach the device check of
+// dispatch without a GPU (its data is never read).
+Tensor fake_cuda(IntList shape, std::vector<float>& host) {
+  host.assign(static_cast<size_t>(numel(shape)), 0.f);
+  auto storage = std::make_shared<Storage>(host.data(), host.size() * sizeof(float), Device::cuda(0), nullptr);
+  return Tensor::make_view(std::move(storage), shape, contiguous_strides(shape), 0, DType::f32);
+}
+
+TEST(CudaRuntime, OpsAcrossDevicesNameBothDevices) {
+  std::vector<float> host;
+  Tensor g = fake_cuda({2, 3}, host);
+  Tensor c = testing::uniform({2, 3}, -1, 1, DType::f32);
+  for (auto f : {std::function<void()>([&] { add(c, g); }), std::function<void()>([&] { mul(g, c); }),
+                 std::function<void()>([&] { matmul(c, g.t()); })}) {
+    std::string msg = device_error(f);
+    EXPECT_THAT(msg, HasSubstr("cpu"));
+    EXPECT_THAT(msg, HasSubstr("cuda:0"));
+  }
+  // A CPU number (0-d tensor) goes with any device: that is not a device mismatch.
+  if (!cuda::is_available()) {
+    std::string msg = device_error([&] { g * 2.0; });
+    EXPECT_THAT(msg, ::testing::Not(HasSubstr("expected all tensors on one device")));
+  }
+}
+
+TEST(CudaRuntime, MovingATensorThatRequiresGradAcrossDevicesIsRefused) {
+  Tensor x = testing::uniform({3});
+  x.requires_grad_(true);
+  try {
+    x.to(Device::cuda(0));
+    ADD_FAILURE() << "expected an error";
+  } catch (const ValueError& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("to: moving a tensor that requires grad from cpu to cuda:0"));
+  }
+  no_grad guard;
+  if (!cuda::is_available()) {
+    EXPECT_THROW(x.to(Device::cuda(0)), DeviceError);
+  }
+}
+
+}  // namespace
+}  // namespace glia
