@@ -184,6 +184,14 @@ struct Block {
   Block* next = nullptr;
 };
 
+/// Absorbs `b`, the block right after `a` in their segment, into `a`.
+void absorb(Block* a, Block* b) {
+  a->size += b->size;
+  a->next = b->next;
+  if (b->next) b->next->prev = a;
+  delete b;
+}
+
 struct BySize {
   bool operator()(const Block* a, const Block* b) const {
     return a->size != b->size ? a->size < b->size : a->ptr < b->ptr;
@@ -247,19 +255,12 @@ class CudaCachingAllocator final : public Allocator {
     if (b->prev && b->prev->free) {
       Block* a = b->prev;
       pool.erase(a);
-      a->size += b->size;
-      a->next = b->next;
-      if (b->next) b->next->prev = a;
-      delete b;
+      absorb(a, b);
       b = a;
     }
     if (b->next && b->next->free) {
-      Block* n = b->next;
-      pool.erase(n);
-      b->size += n->size;
-      b->next = n->next;
-      if (n->next) n->next->prev = b;
-      delete n;
+      pool.erase(b->next);
+      absorb(b, b->next);
     }
     pool.insert(b);
   }
