@@ -76,13 +76,8 @@ void predict(const PredictArgs& a) {
              "\" takes samples of shape ", to_string(shapes[0]), " (", per_sample, " values), but ", a.input,
              " has samples of shape ", to_string(Shape(x.shape().begin() + 1, x.shape().end())));
   DType in_dtype = m->is_functional() ? m->inputs()[0].dtype() : DType::f32;
-  Tensor xf = x.reshape(want);
-  if (is_floating(in_dtype)) {
-    xf = xf.to(in_dtype);
-    if (a.scale != 1.0) xf = xf / a.scale;
-  } else {
-    xf = xf.to(in_dtype);
-  }
+  Tensor xf = x.reshape(want).to(in_dtype);
+  if (is_floating(in_dtype) && a.scale != 1.0) xf = xf / a.scale;
   Tensor out = m->predict(xf, {.batch_size = a.batch_size, .verbose = 0});
   out = out.reshape({out.size(0), -1}).to(DType::f64).contiguous();
 

@@ -26,11 +26,6 @@ constexpr const char* kFormat = "glia.checkpoint";
 // --- Checkpoint
 
 void Checkpoint::save(const std::string& path, const Config& extra) const {
-  io::NamedTensors weights, opt;
-  for (auto& [name, v] : detail::named_weights(*model_, "Checkpoint.save"))
-    weights.emplace_back(name, v->value.detach());
-  if (model_->compiled())
-    for (auto& [k, t] : model_->optimizer()->state()) opt.emplace_back(k, t);
   random::GeneratorState rng = random::get_state();
   Config meta = {{"format", kFormat},
                  {"format_version", kCheckpointVersion},
@@ -40,26 +35,17 @@ void Checkpoint::save(const std::string& path, const Config& extra) const {
                  {"random", {{"seed", rng.seed}, {"offset", rng.offset}}},
                  {"extra", extra}};
   io::write_zip(path, {{"metadata.json", meta.dump(2)},
-                       {"model.safetensors", io::to_safetensors(weights)},
-                       {"optimizer.safetensors", io::to_safetensors(opt)}});
+                       {"model.safetensors", io::to_safetensors(detail::weight_tensors(*model_, "Checkpoint.save"))},
+                       {"optimizer.safetensors", io::to_safetensors(detail::optimizer_tensors(*model_))}});
 }
 
 Config Checkpoint::restore(const std::string& path) const {
   auto members = io::read_zip(path, {"metadata.json", "model.safetensors", "optimizer.safetensors"});
-  Config meta;
-  try {
-    meta = Config::parse(members.at("metadata.json"));
-  } catch (const Config::exception& e) {
-    throw IOError(path, std::string("metadata.json is not valid JSON: ") + e.what());
-  }
-  if (!meta.is_object() || meta.value("format", "") != kFormat)
+  Config meta = detail::parse_json_member(members, "metadata.json", path);
+  if (meta.value("format", "") != kFormat)
     throw IOError(path, std::string("is not a checkpoint (metadata.json must say \"format\": \"") + kFormat +
                             "\"; a model file written by Model::save loads with glia::load_model)");
-  if (!meta.contains("format_version") || !meta["format_version"].is_number_integer() ||
-      meta["format_version"].get<int64_t>() > kCheckpointVersion)
-    throw IOError(path, "metadata.json: format_version " +
-                            (meta.contains("format_version") ? meta["format_version"].dump() : std::string("missing")) +
-                            " is not one this Glia reads (up to " + std::to_string(kCheckpointVersion) + ")");
+  detail::check_format_version(meta, path, kCheckpointVersion);
   random::GeneratorState rng{};
   try {
     rng = {meta.at("random").at("seed").get<uint64_t>(), meta.at("random").at("offset").get<uint64_t>()};

@@ -214,7 +214,6 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
     resumed_pass = true;
     state.here = r;
   }
-  int64_t pass_step = state.here.pass_step;
   // A pass that runs out early ends the epoch; steps_per_epoch on a repeating dataset continues it.
   for (int64_t epoch = first_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     reset_metrics();
@@ -223,7 +222,7 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
     if (!it || (o.steps_per_epoch <= 0 && !resumed_pass)) {
       state.here.shuffle_state = ds.shuffle_state();
       it = ds.begin();
-      pass_step = 0;
+      state.here.pass_step = 0;
     }
     resumed_pass = false;
     Logs logs;
@@ -243,10 +242,9 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
                                      "rate, check the data for NaN, or add callbacks::TerminateOnNaN to stop "
                                      "without an error)"));
       }
-      ++pass_step;
       state.here.epoch = epoch;
       state.here.step = step + 1;
-      state.here.pass_step = pass_step;
+      ++state.here.pass_step;
       list.each([&](callbacks::Callback& c) { c.on_train_batch_end(step, logs); });
       if (stop_training) break;
     }

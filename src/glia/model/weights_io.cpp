@@ -92,12 +92,42 @@ using detail::named_weights;
 using detail::utc_now;
 
 void Model::save_weights(const std::string& path) {
-  io::NamedTensors ts;
-  for (auto& [name, v] : named_weights(*this, "save_weights")) ts.emplace_back(name, v->value.detach());
-  io::save_safetensors(path, ts, {{"format", "glia"}});
+  io::save_safetensors(path, detail::weight_tensors(*this, "save_weights"), {{"format", "glia"}});
 }
 
 namespace detail {
+
+io::NamedTensors weight_tensors(Model& m, const char* fn) {
+  io::NamedTensors ts;
+  for (auto& [name, v] : named_weights(m, fn)) ts.emplace_back(name, v->value.detach());
+  return ts;
+}
+
+io::NamedTensors optimizer_tensors(const Model& m) {
+  io::NamedTensors ts;
+  if (m.compiled())
+    for (auto& [k, t] : m.optimizer()->state()) ts.emplace_back(k, t);
+  return ts;
+}
+
+Config parse_json_member(const std::map<std::string, std::string>& members, const std::string& member,
+                         const std::string& path) {
+  try {
+    Config c = Config::parse(members.at(member));
+    if (!c.is_object()) throw IOError(path, member + " is not a JSON object");
+    return c;
+  } catch (const Config::exception& e) {
+    throw IOError(path, member + " is not valid JSON: " + e.what());
+  }
+}
+
+void check_format_version(const Config& meta, const std::string& path, int newest) {
+  if (!meta.contains("format_version") || !meta["format_version"].is_number_integer() ||
+      meta["format_version"].get<int64_t>() > newest)
+    throw IOError(path, "metadata.json: format_version " +
+                            (meta.contains("format_version") ? meta["format_version"].dump() : std::string("missing")) +
+                            " is not one this Glia reads (up to " + std::to_string(newest) + ")");
+}
 
 void assign_weights(Model& m, const io::NamedTensors& tensors, const std::string& where, const char* fn,
                     bool check_only) {
@@ -188,8 +218,7 @@ void Model::load_weights(const std::string& path) {
 }
 
 void Model::save(const std::string& path) {
-  io::NamedTensors weights;
-  for (auto& [name, v] : named_weights(*this, "save")) weights.emplace_back(name, v->value.detach());
+  io::NamedTensors weights = detail::weight_tensors(*this, "save");
   Config config = Config::object();
   config["model"] = layer_to_config(*this);
   // The shapes it was built for (without the batch): a model whose architecture alone does not
@@ -197,7 +226,6 @@ void Model::save(const std::string& path) {
   Config shapes = Config::array();
   for (const Shape& s : built_input_shapes()) shapes.push_back(std::vector<int64_t>(s.begin(), s.end()));
   config["build_input_shapes"] = shapes;
-  io::NamedTensors opt;
   if (compiled()) {
     Config c = Config::object();
     c["optimizer"] = optimizers::to_config(*optimizer_);
@@ -210,7 +238,6 @@ void Model::save(const std::string& path) {
     c["loss_weights"] = compile_opts_.loss_weights;
     c["run_eagerly"] = compile_opts_.run_eagerly;
     config["compile"] = c;
-    for (auto& [k, t] : optimizer_->state()) opt.emplace_back(k, t);
   } else {
     config["compile"] = nullptr;
   }
@@ -219,27 +246,14 @@ void Model::save(const std::string& path) {
   io::write_zip(path, {{"metadata.json", meta.dump(2)},
                        {"config.json", config.dump(2)},
                        {"model.safetensors", io::to_safetensors(weights)},
-                       {"optimizer.safetensors", io::to_safetensors(opt)}});
+                       {"optimizer.safetensors", io::to_safetensors(detail::optimizer_tensors(*this))}});
 }
 
 ModelPtr load_model(const std::string& path) {
   auto members = io::read_zip(path, {"metadata.json", "config.json", "model.safetensors", "optimizer.safetensors"});
-  auto parse = [&](const char* member) {
-    try {
-      Config c = Config::parse(members.at(member));
-      if (!c.is_object()) throw IOError(path, std::string(member) + " is not a JSON object");
-      return c;
-    } catch (const Config::exception& e) {
-      throw IOError(path, std::string(member) + " is not valid JSON: " + e.what());
-    }
-  };
-  Config meta = parse("metadata.json");
-  if (!meta.contains("format_version") || !meta["format_version"].is_number_integer() ||
-      meta["format_version"].get<int64_t>() > kFormatVersion)
-    throw IOError(path, "metadata.json: format_version " +
-                            (meta.contains("format_version") ? meta["format_version"].dump() : std::string("missing")) +
-                            " is not one this Glia reads (up to " + std::to_string(kFormatVersion) + ")");
-  Config config = parse("config.json");
+  Config meta = detail::parse_json_member(members, "metadata.json", path);
+  detail::check_format_version(meta, path, kFormatVersion);
+  Config config = detail::parse_json_member(members, "config.json", path);
   if (!config.contains("model") || !config.contains("compile"))
     throw IOError(path, "config.json lacks \"model\" or \"compile\"");
   ModelPtr m = build_saved_model(path, config, static_cast<int64_t>(members.at("model.safetensors").size()));
