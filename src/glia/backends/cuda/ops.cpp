@@ -9,12 +9,7 @@
 #include "glia/ops/op.h"
 
 namespace glia::cuda {
-namespace {
 
-using launch::BinOp;
-using launch::UnOp;
-
-/// Inputs may be 0-d CPU tensors (numbers in code): they move to the output's device, in `d`.
 Tensor input_as(const KernelContext& k, size_t i, DType d) { return on_device(k.input(i), k.output().device(), d); }
 
 void copy_into(const Tensor& src, const Tensor& dst) {
@@ -23,6 +18,20 @@ void copy_into(const Tensor& src, const Tensor& dst) {
   launch::copy(strided(dst.shape(), ops), dt(dst.dtype()), dt(src.dtype()), stream(dst.device().index));
   check(cudaGetLastError(), "copy kernel");
 }
+
+void fill(const Tensor& out, const Scalar& v) {
+  DeviceGuard g(out.device().index);
+  const Tensor* ops[1] = {&out};
+  bool flt = is_floating(out.dtype());
+  launch::fill(strided(out.shape(), ops), dt(out.dtype()), flt ? v.to_double() : 0.0, flt ? 0 : v.to_int(),
+               stream(out.device().index));
+  check(cudaGetLastError(), "fill kernel");
+}
+
+namespace {
+
+using launch::BinOp;
+using launch::UnOp;
 
 void binary(KernelContext& k, BinOp op) {
   const Tensor& out = k.output();
@@ -43,15 +52,6 @@ void unary(KernelContext& k, UnOp op) {
   bool ok = launch::unary(op, strided(out.shape(), ops), dt(out.dtype()), stream(out.device().index));
   GLIA_CHECK(ok, DTypeError, k.name(), ": no CUDA kernel for dtype ", name(out.dtype()));
   check(cudaGetLastError(), k.name());
-}
-
-void fill(const Tensor& out, const Scalar& v) {
-  DeviceGuard g(out.device().index);
-  const Tensor* ops[1] = {&out};
-  bool flt = is_floating(out.dtype());
-  launch::fill(strided(out.shape(), ops), dt(out.dtype()), flt ? v.to_double() : 0.0, flt ? 0 : v.to_int(),
-               stream(out.device().index));
-  check(cudaGetLastError(), "fill kernel");
 }
 
 }  // namespace

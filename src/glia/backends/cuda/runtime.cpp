@@ -129,6 +129,8 @@ void synchronize(Device d) {
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
+const uint64_t* rng_slot(int) { return nullptr; }  // capture comes with CUDA Graphs
+
 launch::Dt dt(DType t) { return static_cast<launch::Dt>(static_cast<int>(t)); }
 
 template <int N>

@@ -8,6 +8,7 @@
 #include "glia/backends/cuda/launch.h"
 #include "glia/core/error.h"
 #include "glia/core/tensor.h"
+#include "glia/ops/op.h"
 
 namespace glia::cuda {
 
@@ -41,5 +42,18 @@ launch::Strided<N> strided(IntList shape, const Tensor* const (&ops)[N]);
 
 /// t as a tensor on device `dev` in dtype d, without autograd (copies only where needed).
 Tensor on_device(const Tensor& t, Device dev, DType d);
+
+/// Kernel input i on the output's device in dtype d: inputs may be 0-d CPU tensors (numbers in code).
+Tensor input_as(const KernelContext& k, size_t i, DType d);
+/// dst[...] = src[...] (src broadcast to dst's shape, converted to dst's dtype), both on dst's GPU.
+void copy_into(const Tensor& src, const Tensor& dst);
+/// out[...] = v, out on a GPU.
+void fill(const Tensor& out, const Scalar& v);
+
+/// Where random kernels read their generator state while a CUDA Graph is being captured on device
+/// `index`: {seed, counter shift}, written before each replay so that every replay draws new numbers
+/// (exactly those an eager run would have drawn). Null when not capturing: kernels then use the
+/// seed and counter they were given, unshifted.
+const uint64_t* rng_slot(int index);
 
 }  // namespace glia::cuda
