@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/cuda_testing.h"
 #include "glia/core/cuda.h"
 #include "glia/glia.h"
 #include "testing.h"
@@ -15,29 +16,7 @@ namespace glia {
 namespace {
 
 using ::testing::HasSubstr;
-
-constexpr Device kGpu = Device::cuda(0);
-
-#define SKIP_WITHOUT_GPU()                                                                                          \
-  if (!cuda::is_available()) {                                                                                      \
-    GTEST_SKIP() << "no CUDA GPU: " << (cuda::built_with_cuda() ? "none found" : "this build has no CUDA support"); \
-  }
-
-Tensor rnd(IntList shape, DType dt, double lo = -2.0, double hi = 2.0) {
-  return testing::uniform(shape, lo, hi, DType::f64).to(dt);
-}
-
-double tol(DType dt) { return dt == DType::f32 ? 1e-5 : dt == DType::f64 ? 1e-12 : 0.0; }
-
-/// f on the GPU copies of the inputs, brought back, against f on the CPU.
-::testing::AssertionResult same_on_gpu(const std::function<Tensor(const std::vector<Tensor>&)>& f,
-                                       const std::vector<Tensor>& cpu_in, double rtol, double atol = 1e-6) {
-  std::vector<Tensor> gpu_in;
-  for (const Tensor& t : cpu_in) gpu_in.push_back(t.to(kGpu));
-  Tensor g = f(gpu_in);
-  if (g.device() != kGpu) return ::testing::AssertionFailure() << "result on " << g.device().str();
-  return testing::all_close(g.to(Device::cpu()), f(cpu_in), rtol, atol);
-}
+using namespace glia::cuda_testing;
 
 TEST(CudaCopy, RoundTripAndStridedToContiguousAnyRank) {
   SKIP_WITHOUT_GPU();
