@@ -24,6 +24,10 @@ void check(cublasStatus_t e, const char* what) {
     throw DeviceError(detail::str("cuBLAS error in ", what, ": ", cublasGetStatusString(e)));
 }
 
+void check(cudnnStatus_t e, const char* what) {
+  if (e != CUDNN_STATUS_SUCCESS) throw DeviceError(detail::str("cuDNN error in ", what, ": ", cudnnGetErrorString(e)));
+}
+
 namespace {
 
 struct Init {
@@ -48,6 +52,7 @@ struct PerDevice {
   std::once_flag once;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
+  cudnnHandle_t dnn = nullptr;
   // Pinned staging for host-to-device copies; `staged` marks when the last copy out of it is done.
   std::mutex staging_mu;
   void* staging = nullptr;
@@ -115,6 +120,18 @@ cublasHandle_t cublas(int index) {
   check(cublasSetMathMode(p.blas, g_allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
         "cublasSetMathMode");
   return p.blas;
+}
+
+cudnnHandle_t cudnn(int index) {
+  PerDevice& p = per_device(index);
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!p.dnn) {
+    DeviceGuard g(index);
+    check(cudnnCreate(&p.dnn), "cudnnCreate");
+    check(cudnnSetStream(p.dnn, p.stream), "cudnnSetStream");
+  }
+  return p.dnn;
 }
 
 bool built_with_cuda() { return true; }

@@ -4,6 +4,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include "glia/backends/cuda/launch.h"
 #include "glia/core/error.h"
@@ -15,12 +16,15 @@ namespace glia::cuda {
 /// Throws DeviceError naming `what` and CUDA's message when `e` is an error.
 void check(cudaError_t e, const char* what);
 void check(cublasStatus_t e, const char* what);
+void check(cudnnStatus_t e, const char* what);
 
 /// Throws DeviceError unless CUDA device `index` exists and can be used (initializes CUDA lazily).
 void ensure_device(int index);
 /// The device's stream (made on first use): all of Glia's work on that device is queued on it.
 cudaStream_t stream(int index);
 cublasHandle_t cublas(int index);
+/// The device's cuDNN handle, bound to its stream (made on first use).
+cudnnHandle_t cudnn(int index);
 
 /// Makes device `index` current for its lifetime and restores the previous one after.
 class DeviceGuard {
