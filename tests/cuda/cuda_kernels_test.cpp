@@ -186,6 +186,27 @@ TEST(CudaAutograd, GradientsOnGpuMatchCpu) {
   for (size_t i = 0; i < cpu.size(); ++i) EXPECT_TRUE(testing::all_close(gpu[i], cpu[i], 1e-10, 1e-12)) << i;
 }
 
+// to(Device) is differentiable: a CPU leaf used on the GPU gets its gradient back on the CPU, and a
+// GPU leaf used on the CPU gets it on the GPU; second order works through the moves too.
+TEST(CudaAutograd, GradientsFlowThroughMovesBetweenDevices) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = rnd({4, 3}, DType::f64);
+  x.requires_grad_(true);
+  Tensor y = sum(exp(x.to(kGpu)) * 2.0).to(Device::cpu());
+  y.backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_EQ(x.grad().device(), Device::cpu());
+  EXPECT_TRUE(testing::all_close(x.grad(), exp(x.detach()) * 2.0, 1e-12));
+
+  Tensor g = rnd({5}, DType::f64).to(kGpu);
+  g.requires_grad_(true);
+  Tensor z = sum(g.to(Device::cpu()) * g.to(Device::cpu()) * g.to(Device::cpu()));
+  Tensor dg = grad(z, g, {.create_graph = true});
+  EXPECT_EQ(dg.device(), kGpu);
+  Tensor ddg = grad(sum(dg), g);  // d/dg sum(3 g^2) = 6 g
+  EXPECT_TRUE(testing::all_close(ddg.to(Device::cpu()), g.detach().to(Device::cpu()) * 6.0, 1e-12));
+}
+
 TEST(CudaAllocator, CachesReusesSplitsAndEmpties) {
   SKIP_WITHOUT_GPU();
   empty_cache(kGpu);

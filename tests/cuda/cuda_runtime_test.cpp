@@ -67,28 +67,21 @@ TEST(CudaRuntime, CpuUseIsUnaffectedByAFailedCudaUse) {
   EXPECT_EQ(a.to(Device::cpu()).device(), Device::cpu());
 }
 
-// Every op given a CUDA kernel still has its CPU kernel, and a CUDA build registers the set it promises.
-TEST(CudaRegistry, CudaKernelsKeepTheirCpuKernels) {
-  std::set<std::string> with_cuda;
+// A CUDA build gives every op a CUDA kernel beside its CPU kernel; a CPU-only build gives none.
+TEST(CudaRegistry, EveryOpHasACpuAndACudaKernel) {
+  size_t ops = 0;
   for (const OpDef* op : OpRegistry::instance().all()) {
-    if (!op->kernel_for(DeviceType::CUDA)) continue;
-    with_cuda.insert(op->name());
+    if (!op->kernel_for(DeviceType::CPU) && !op->kernel_for(DeviceType::CUDA)) continue;  // views
+    ++ops;
     EXPECT_NE(op->kernel_for(DeviceType::CPU), nullptr) << op->name() << " has a CUDA kernel but no CPU kernel";
+    if (cuda::built_with_cuda())
+      EXPECT_NE(op->kernel_for(DeviceType::CUDA), nullptr) << op->name() << " has no CUDA kernel";
+    else
+      EXPECT_EQ(op->kernel_for(DeviceType::CUDA), nullptr) << op->name();
   }
-  const std::vector<std::string> promised = {"fill",   "full_like",  "copy",    "cast",    "clone", "add",     "sub",
-                                             "mul",    "div",        "maximum", "minimum", "pow",   "neg",     "abs",
-                                             "exp",    "log",        "sqrt",    "rsqrt",   "relu",  "sigmoid", "tanh",
-                                             "square", "reciprocal", "matmul",  "sum"};
-  for (const std::string& name : promised) {
-    ASSERT_NE(OpRegistry::instance().find(name), nullptr) << name;
-    EXPECT_NE(OpRegistry::instance().get(name).kernel_for(DeviceType::CPU), nullptr) << name;
-    if (cuda::built_with_cuda()) {
-      EXPECT_TRUE(with_cuda.count(name)) << name << " has no CUDA kernel";
-    }
-  }
-  if (!cuda::built_with_cuda()) {
-    EXPECT_TRUE(with_cuda.empty());
-  }
+  EXPECT_GT(ops, 100u);
+  for (const char* name : {"conv2d", "fused_elementwise", "dropout", "optim_adam_update", "to_device", "sum"})
+    EXPECT_NE(OpRegistry::instance().find(name), nullptr) << name;
 }
 
 // A tensor that claims to live on cuda:0 but wraps host memory: enough to reach the device check of
@@ -116,19 +109,18 @@ TEST(CudaRuntime, OpsAcrossDevicesNameBothDevices) {
   }
 }
 
-TEST(CudaRuntime, MovingATensorThatRequiresGradAcrossDevicesIsRefused) {
+// Moving a tensor that requires grad is recorded by autograd (the gradient moves back); the
+// move itself still needs the device, so without a GPU it is the usual DeviceError.
+TEST(CudaRuntime, MovingATensorThatRequiresGradIsRecorded) {
   Tensor x = testing::uniform({3});
   x.requires_grad_(true);
-  try {
-    x.to(Device::cuda(0));
-    ADD_FAILURE() << "expected an error";
-  } catch (const ValueError& e) {
-    EXPECT_THAT(std::string(e.what()), HasSubstr("to: moving a tensor that requires grad from cpu to cuda:0"));
+  if (cuda::is_available()) {
+    Tensor y = x.to(Device::cuda(0));
+    EXPECT_TRUE(y.requires_grad());
+    return;
   }
-  no_grad guard;
-  if (!cuda::is_available()) {
-    EXPECT_THROW(x.to(Device::cuda(0)), DeviceError);
-  }
+  std::string msg = device_error([&] { x.to(Device::cuda(0)); });
+  EXPECT_THAT(msg, HasSubstr("cuda"));
 }
 
 }  // namespace

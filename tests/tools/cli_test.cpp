@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "glia/core/cuda.h"
 #include "testing.h"
 
 using namespace glia;
@@ -132,3 +133,33 @@ TEST(Cli, PredictOnIdxAndCsvGivesTheModelsOutputs) {
   EXPECT_EQ(run_command({kGlia, "predict", s.path, dir + "/missing.idx"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("missing.idx"));
 }
+
+namespace {
+
+// glia train --device: a bad name is refused before any work; cuda trains on the GPU when there is
+// one and otherwise fails with the device named (exit status 1, no crash).
+TEST(Cli, TrainDeviceOption) {
+  if (!std::filesystem::exists(kGlia)) GTEST_SKIP() << "the glia tool is not built";
+  std::string dir = temp_dir();
+  std::string out;
+  std::vector<std::string> base = {kGlia,      "train", "--model",   "mlp", "--limit",   "256",
+                                   "--epochs", "1",     "--verbose", "0",   "--history", dir + "/h.csv"};
+  auto with = [&](std::string device) {
+    auto args = base;
+    args.push_back("--device");
+    args.push_back(std::move(device));
+    return args;
+  };
+  EXPECT_EQ(run_command(with("tpu"), &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("expected cpu, cuda or cuda:N, got 'tpu'"));
+  int rc = run_command(with("cuda"), &out);
+  if (glia::cuda::is_available()) {
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_TRUE(std::filesystem::exists(dir + "/h.csv"));
+  } else {
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_THAT(out, HasSubstr("cuda(0)"));
+  }
+}
+
+}  // namespace

@@ -23,6 +23,7 @@ struct TrainArgs {
   std::string history = "history.csv";
   std::string schedule = "auto";
   bool run_eagerly = false;
+  std::string device = "cpu";
   std::string backup_dir;
   int64_t backup_every = 0;
   std::string checkpoint;
@@ -74,10 +75,13 @@ void run(const TrainArgs& a) {
   int64_t steps = a.epochs * ((x_train.size(0) + a.batch_size - 1) / a.batch_size);
   optimizers::LearningRate lr = a.lr;
   if (schedule == "cosine") lr = std::make_shared<optimizers::schedules::CosineDecay>(a.lr, steps);
+  std::optional<Device> device;
+  if (Device d = Device::parse(a.device); !d.is_cpu()) device = d;
   model->compile({.optimizer = std::make_shared<optimizers::Adam>(lr),
                   .loss = "sparse_categorical_crossentropy",
                   .metrics = {"accuracy"},
-                  .run_eagerly = a.run_eagerly});
+                  .run_eagerly = a.run_eagerly,
+                  .device = device});
   if (a.verbose > 0) model->summary();
   std::vector<callbacks::CallbackPtr> cbs;
   std::shared_ptr<callbacks::BackupAndRestore> backup;
@@ -136,6 +140,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--verbose", a->verbose, "0 silent, 1 progress bar, 2 one line per epoch")->capture_default_str();
   cmd->add_option("--limit", a->limit, "Train on the first N examples only (0: all)")->capture_default_str();
   cmd->add_flag("--run-eagerly", a->run_eagerly, "Run each step op by op instead of as a compiled graph");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (train on that GPU)")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   cmd->add_option("--history", a->history, "CSV file for the training history (empty: none)")->capture_default_str();
   cmd->add_option("--backup-dir", a->backup_dir,

@@ -19,6 +19,8 @@ struct Device {
   bool is_cpu() const { return type == DeviceType::CPU; }
   bool is_cuda() const { return type == DeviceType::CUDA; }
   std::string str() const;
+  /// "cpu", "cuda" (= "cuda:0") or "cuda:N"; anything else is a ValueError.
+  static Device parse(const std::string& s);
   friend bool operator==(Device a, Device b) { return a.type == b.type && a.index == b.index; }
   friend bool operator!=(Device a, Device b) { return !(a == b); }
 };

@@ -5,9 +5,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "glia/graph/graph.h"
+
+namespace glia::detail {
+class CudaGraph;
+}
 
 namespace glia::graph {
 
@@ -23,6 +28,13 @@ struct PlanOptions {
   bool run_all_side_effects = false;
   /// Shared with other plans (null: a plan of its own).
   std::shared_ptr<Arena> arena = nullptr;
+  /// Where the kernels run and the arena lives. Unset: the device of the graph's captured tensors
+  /// (a model's weights), else the CPU. On a GPU, constants made while tracing move there once.
+  std::optional<Device> device = std::nullopt;
+  /// On a GPU, record the second run into a CUDA Graph and replay it from the third on: one launch
+  /// per run instead of one per kernel. Feeds are copied into fixed buffers first. Plans whose graph
+  /// reads CPU tensors at run time, or whose recording fails, run kernel by kernel as before.
+  bool cuda_graph = false;
 };
 
 class Plan {
@@ -30,6 +42,9 @@ class Plan {
   /// Plans the nodes of `g` that `fetches` and `targets` need, for feeds of these concrete shapes.
   Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_shapes, std::vector<Value*> fetches,
        std::vector<Value*> targets = {}, PlanOptions o = {});
+  ~Plan();
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
 
   /// Runs with the feeds (in the planned order; shapes and dtypes checked). `variables` maps
   /// variable nodes to their current tensors (updated in place). With copy_outputs, the results
@@ -45,6 +60,10 @@ class Plan {
   size_t num_steps() const { return steps_.size(); }
   /// Concrete shape of a value in this plan.
   const Shape& shape_of(const Value* v) const;
+  /// Where the plan runs.
+  Device device() const { return device_; }
+  /// Whether runs replay a recorded CUDA Graph now.
+  bool replays_cuda_graph() const { return cuda_graph_ != nullptr; }
 
  private:
   struct Step {
@@ -54,6 +73,9 @@ class Plan {
     std::vector<int> out;  // value slots
   };
   void check_feed(size_t i, const Tensor& t) const;
+  /// Runs the steps (the work a CUDA Graph records).
+  void run_steps(const std::map<const Node*, Tensor>& variables);
+  std::vector<Tensor> replay(const std::vector<Tensor>& feeds, bool copy_outputs);
   /// Makes the output views over the arena's current storage (growing it if it is too small).
   void bind_arena();
 
@@ -70,6 +92,12 @@ class Plan {
   std::vector<std::pair<Node*, Tensor>> fresh_;  // constants reset to their initial value per run
   int64_t arena_bytes_ = 0, unshared_bytes_ = 0;
   std::vector<Tensor> values_;  // per slot, reused across runs
+  Device device_ = Device::cpu();
+  // CUDA Graph replay: wanted, possible, runs so far, the recording, and what it reads and writes.
+  bool want_graph_ = false;
+  int64_t runs_ = 0;
+  std::unique_ptr<glia::detail::CudaGraph> cuda_graph_;
+  std::vector<Tensor> static_feeds_, graph_fetches_;
 };
 
 }  // namespace glia::graph

@@ -33,6 +33,9 @@ struct FunctionOptions {
   bool copy_outputs = true;
   /// After this many traces, each new trace warns on stderr (varying shapes cause retracing).
   int warn_after_traces = 5;
+  /// On a GPU, replay each signature's run as one CUDA Graph from its third call on (see
+  /// graph::PlanOptions::cuda_graph); GLIA_CUDA_GRAPHS=0 in the environment turns it off.
+  bool cuda_graph = true;
 };
 
 /// A traced, compiled function of tensors.

@@ -75,6 +75,10 @@ struct CompileOptions {
   /// shape into a graph (glia::function), optimize it and run the compiled graph. Compile again
   /// after changing which layers are trainable, as in Keras.
   bool run_eagerly = false;
+  /// Where to train and run (Device::cuda(0) for the first GPU). The weights move there (at once,
+  /// or after the lazy build on the first batch), optimizer state follows them, each batch is
+  /// copied there, and predict returns its results on the CPU. Unset: where the weights are.
+  std::optional<Device> device = std::nullopt;
 };
 
 struct FitOptions {
@@ -153,6 +157,9 @@ class Model : public Layer {
   Logs train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight = {});
   Logs test_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight = {});
 
+  /// Moves the weights to d (and the compiled steps are traced again there); see CompileOptions::device.
+  bool to(Device d);
+
   /// Set by callbacks (EarlyStopping, TerminateOnNaN) to end fit after the current batch.
   bool stop_training = false;
   const optimizers::OptimizerPtr& optimizer() const { return optimizer_; }
@@ -226,6 +233,10 @@ class Model : public Layer {
   /// that cannot run in a graph) warns once and returns false, and the model runs eagerly.
   bool trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs);
   void make_compiled_steps();
+  /// With CompileOptions::device: builds on the CPU batch if needed, moves the weights there, and
+  /// returns the batch there.
+  std::vector<Tensor> on_device(const std::vector<Tensor>& batch);
+  Tensor on_device(const Tensor& t) const;
   std::unique_ptr<Function> train_fn_, test_fn_, predict_fn_;
   bool graph_failed_ = false;
 };

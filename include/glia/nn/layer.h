@@ -104,6 +104,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Variable*> trainable_weights();
   std::vector<Variable*> non_trainable_weights();
   std::vector<Tensor> get_weights();
+  /// Moves every weight to device d (a trainable one stays a leaf that requires grad). Returns
+  /// whether anything moved. Weights made later (lazy builds) are made on the CPU.
+  bool to(Device d);
   /// Sets all weights from a list in the order of weights(); shapes must match.
   void set_weights(const std::vector<Tensor>& values);
   int64_t count_params();

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -60,6 +61,8 @@ class Attrs {
 struct TensorSpec {
   Shape shape;
   DType dtype;
+  /// Where the output is made; unset: on the inputs' device (only copies across devices set it).
+  std::optional<Device> device = std::nullopt;
 };
 
 class OpDef;
@@ -82,6 +85,7 @@ class InferContext {
     return attrs_.get<T>(key);
   }
   void set_output(Shape shape, DType dtype) { out_.push_back({std::move(shape), dtype}); }
+  void set_output(Shape shape, DType dtype, Device device) { out_.push_back({std::move(shape), dtype, device}); }
   SmallVec<TensorSpec, 2>& outputs() { return out_; }
 
  private:

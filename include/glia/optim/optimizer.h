@@ -135,6 +135,9 @@ class Optimizer {
   std::map<std::string, std::map<size_t, Tensor>> slots_;
   /// [learning rate, iterations] of the current step (float64), read by the fused kernels.
   Tensor step_state_;
+  /// Its copy on the GPU for variables there (made on first use, refreshed by begin_step with an
+  /// asynchronous copy, so a compiled step on the GPU reads the current values without a sync).
+  mutable Tensor step_state_device_;
 };
 using OptimizerPtr = std::shared_ptr<Optimizer>;
 

@@ -26,6 +26,7 @@ Allocator& cuda_allocator(int index) { no_cuda(Device::cuda(index)); }
 void cross_device_copy(const Tensor& dst, const Tensor& src) {
   no_cuda(dst.device().is_cuda() ? dst.device() : src.device());
 }
+std::unique_ptr<CudaGraph> cuda_capture(int index, const std::function<void()>&) { no_cuda(Device::cuda(index)); }
 }  // namespace detail
 
 }  // namespace glia

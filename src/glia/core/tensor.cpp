@@ -329,6 +329,16 @@ Tensor finish(Tensor t, const TensorOptions& o) {
   if (o.requires_grad) t.requires_grad_(true);
   return t;
 }
+/// A random op's attrs: the draw is made on the device asked for (by its kernel there).
+Attrs random_attrs(IntList shape, const TensorOptions& o, Attrs extra) {
+  extra.set("shape", shape.vec());
+  extra.set("dtype", o.dtype);
+  if (!o.device.is_cpu()) {
+    extra.set("device_type", static_cast<int64_t>(o.device.type));
+    extra.set("device_index", static_cast<int64_t>(o.device.index));
+  }
+  return extra;
+}
 }  // namespace
 
 Tensor empty(IntList shape, TensorOptions o) { return finish(Tensor::empty(shape, o.dtype, o.device), o); }
@@ -429,22 +439,22 @@ Tensor rand(IntList shape, TensorOptions o, double low, double high) {
   check_floating(Tensor::empty(IntList{}, o.dtype), "rand", "dtype");
   GLIA_CHECK(low <= high, ValueError, "rand: expected low <= high, got [", low, ", ", high, ")");
   Tensor t = call(define_op("random_uniform"), std::span<const Tensor>(),
-                  {{"shape", shape.vec()}, {"dtype", o.dtype}, {"low", low}, {"high", high}});
-  return finish(t.to(o.device), o);
+                  random_attrs(shape, o, {{"low", low}, {"high", high}}));
+  return finish(t, o);
 }
 
 Tensor randn(IntList shape, TensorOptions o, double mean, double std) {
   check_floating(Tensor::empty(IntList{}, o.dtype), "randn", "dtype");
   Tensor t = call(define_op("random_normal"), std::span<const Tensor>(),
-                  {{"shape", shape.vec()}, {"dtype", o.dtype}, {"mean", mean}, {"std", std}});
-  return finish(t.to(o.device), o);
+                  random_attrs(shape, o, {{"mean", mean}, {"std", std}}));
+  return finish(t, o);
 }
 
 Tensor randint(int64_t low, int64_t high, IntList shape, TensorOptions o) {
   GLIA_CHECK(high > low, ValueError, "randint: expected low < high, got [", low, ", ", high, ")");
-  Tensor t = call(define_op("random_int"), std::span<const Tensor>(),
-                  {{"shape", shape.vec()}, {"dtype", o.dtype}, {"low", low}, {"high", high}});
-  return finish(t.to(o.device), o);
+  Tensor t =
+      call(define_op("random_int"), std::span<const Tensor>(), random_attrs(shape, o, {{"low", low}, {"high", high}}));
+  return finish(t, o);
 }
 
 template <class T>

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/cuda_hooks.h"
 #include "glia/graph/infer.h"
 #include "glia/graph/pass_utils.h"
 #include "glia/ops/functions.h"
@@ -117,6 +118,43 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
         fresh_.push_back({n.get(), n->tensor.clone()});
   }
 
+  // The device: given, else that of the tensors the graph captured (a model's weights).
+  device_ = o.device.value_or(Device::cpu());
+  if (!o.device)
+    for (auto& n : g.nodes())
+      if (needed.count(n.get()) && n->kind != NodeKind::Op && n->tensor.defined() && n->tensor.device().is_cuda()) {
+        device_ = n->tensor.device();
+        break;
+      }
+  bool reads_cpu_at_run_time = false;
+  if (!device_.is_cpu()) {
+    detail::GraphInfo info(g);
+    graph_hook::Suspend eager;
+    no_grad no_tape;
+    std::set<const Node*> fresh_nodes;
+    for (auto& [n, initial] : fresh_) fresh_nodes.insert(n);
+    for (auto& f : fresh_) {
+      f.first->tensor = f.first->tensor.to(device_);
+      f.second = f.second.to(device_);
+    }
+    for (auto& np : g.nodes()) {
+      Node& n = *np;
+      if (!needed.count(&n) || !n.tensor.defined() || n.tensor.device() == device_ || fresh_nodes.count(&n)) continue;
+      bool scalar_on_cpu = n.tensor.dim() == 0 && n.tensor.device().is_cpu();
+      if (n.kind == NodeKind::Constant && !info.written(n.outputs[0])) {
+        n.tensor = n.tensor.to(device_);  // made while tracing: it can live on the device from now on
+      } else if (scalar_on_cpu) {
+        reads_cpu_at_run_time = true;  // a number held outside: moved per run (kernels accept CPU numbers)
+      } else {
+        throw DeviceError(glia::detail::str("graph on ", device_.str(), ": '", n.name, "' is a tensor of shape ",
+                                            to_string(n.tensor.shape()), " on ", n.tensor.device().str(),
+                                            "; move it to ", device_.str(), " (to(Device)) before tracing"));
+      }
+    }
+  }
+  want_graph_ = o.cuda_graph && device_.is_cuda() && !reads_cpu_at_run_time && profile() == nullptr;
+  if (const char* e = std::getenv("GLIA_CUDA_GRAPHS"); e && std::string(e) == "0") want_graph_ = false;
+
   // Concrete shapes, in order.
   std::map<const Value*, size_t> feed_index;
   for (size_t i = 0; i < feeds_.size(); ++i) feed_index[feeds_[i]] = i;
@@ -175,11 +213,9 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
     for (Value* v : n.inputs) s.in.push_back(slot(v));
     for (Value* v : n.outputs) s.out.push_back(slot(v));
     if (n.kind == NodeKind::Op && !n.op->is_view() && !n.inplace) {
-      Device dev = Device::cpu();
-      for (Value* v : n.inputs)
-        if (v->producer->tensor.defined()) dev = v->producer->tensor.device();
-      s.kernel = n.op->kernel_for(dev.type);
-      GLIA_CHECK(s.kernel != nullptr, DeviceError, n.op->name(), ": no kernel for device ", dev.str());
+      s.kernel = n.op->kernel_for(device_.type);
+      GLIA_CHECK(s.kernel != nullptr, DeviceError, n.op->name(), ": no kernel for device ", device_.str(),
+                 " (in a graph planned for ", device_.str(), ")");
     }
     steps_.push_back(std::move(s));
   }
@@ -272,9 +308,12 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
   bind_arena();
 }
 
+Plan::~Plan() = default;
+
 void Plan::bind_arena() {
-  Device dev = Device::cpu();
-  if (!arena_->storage || static_cast<int64_t>(arena_->storage->nbytes()) < arena_bytes_)
+  Device dev = device_;
+  if (!arena_->storage || static_cast<int64_t>(arena_->storage->nbytes()) < arena_bytes_ ||
+      arena_->storage->device() != dev)
     arena_->storage = std::make_shared<Storage>(static_cast<size_t>(std::max<int64_t>(arena_bytes_, 1)), dev);
   bound_ = arena_->storage.get();
   for (auto& [v, off] : offsets_) {
@@ -309,13 +348,71 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
   GLIA_CHECK(feeds.size() == feeds_.size(), ValueError, "plan: expected ", feeds_.size(), " feeds, got ", feeds.size());
   no_grad guard;  // a compiled graph already holds its gradients as nodes
   graph_hook::Suspend eager;
-  if (arena_->storage.get() != bound_) bind_arena();  // another plan sharing the arena grew it
-  for (auto& f : graph_.before_run()) f();
-  for (auto& [n, initial] : fresh_) n->tensor.copy_(initial);
-  for (size_t i = 0; i < feeds.size(); ++i) {
-    check_feed(i, feeds[i]);
-    values_[static_cast<size_t>(slot_of_.at(feeds_[i]))] = feeds[i];
+  if (arena_->storage.get() != bound_) {  // another plan sharing the arena grew it
+    bind_arena();
+    cuda_graph_.reset();  // its recorded addresses are stale
+    if (want_graph_) runs_ = 0;
   }
+  for (size_t i = 0; i < feeds.size(); ++i) check_feed(i, feeds[i]);
+  for (auto& f : graph_.before_run()) f();
+  if (cuda_graph_) return replay(feeds, copy_outputs);
+  bool record = want_graph_ && runs_ == 1;
+  if (record) static_feeds_.clear();
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    Tensor f = feeds[i].device() == device_ ? feeds[i] : feeds[i].to(device_);
+    if (record) {
+      Tensor fixed = Tensor::empty(f.shape(), f.dtype(), device_);
+      fixed.copy_(f);
+      static_feeds_.push_back(fixed);
+      f = fixed;
+    }
+    values_[static_cast<size_t>(slot_of_.at(feeds_[i]))] = f;
+  }
+  auto work = [&] {
+    for (auto& [n, initial] : fresh_) n->tensor.copy_(initial);
+    run_steps(variables);
+  };
+  if (record) {
+    try {
+      cuda_graph_ = glia::detail::cuda_capture(device_.index, work);
+    } catch (const Error& e) {
+      // Some kernel cannot be recorded: run kernel by kernel from now on.
+      std::fprintf(stderr, "glia: recording a CUDA Graph failed (%s); this plan runs kernel by kernel\n", e.what());
+      want_graph_ = false;
+      static_feeds_.clear();
+    }
+  }
+  if (cuda_graph_) {
+    graph_fetches_.clear();
+    for (Value* v : fetches_) graph_fetches_.push_back(values_[static_cast<size_t>(slot_of_.at(v))]);
+    for (Tensor& t : values_) t = Tensor();
+    return replay(feeds, copy_outputs);  // recording ran nothing: the first replay does the work
+  }
+  work();
+  ++runs_;
+  std::vector<Tensor> result;
+  for (Value* v : fetches_) {
+    const Tensor& t = values_[static_cast<size_t>(slot_of_.at(v))];
+    result.push_back(copy_outputs ? t.clone() : t);
+  }
+  // Keep nothing alive between runs: not the feeds, nor views of them (a reshaped batch).
+  for (Tensor& t : values_) t = Tensor();
+  for (auto& f : graph_.after_run()) f();
+  return result;
+}
+
+std::vector<Tensor> Plan::replay(const std::vector<Tensor>& feeds, bool copy_outputs) {
+  for (size_t i = 0; i < feeds.size(); ++i)
+    if (!feeds[i].is_same(static_feeds_[i])) static_feeds_[i].copy_(feeds[i]);
+  cuda_graph_->replay();
+  ++runs_;
+  std::vector<Tensor> result;
+  for (const Tensor& t : graph_fetches_) result.push_back(copy_outputs ? t.clone() : t);
+  for (auto& f : graph_.after_run()) f();
+  return result;
+}
+
+void Plan::run_steps(const std::map<const Node*, Tensor>& variables) {
   SmallVec<Tensor, 8> ins;
   SmallVec<Tensor, 4> outs;
   Profile* prof = profile();
@@ -324,7 +421,7 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
     auto t0 = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     switch (n.kind) {
       case NodeKind::Placeholder:
-        break;  // set above
+        break;  // set by run
       case NodeKind::Capture:
       case NodeKind::Constant:
         values_[static_cast<size_t>(s.out[0])] = n.tensor;
@@ -332,6 +429,9 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
       case NodeKind::Variable: {
         auto it = variables.find(&n);
         GLIA_CHECK(it != variables.end(), ValueError, "variable '", n.name, "' has no value in this session");
+        GLIA_CHECK(it->second.device() == device_ || (it->second.dim() == 0 && it->second.device().is_cpu()),
+                   DeviceError, "variable '", n.name, "' is on ", it->second.device().str(), ", the graph runs on ",
+                   device_.str());
         values_[static_cast<size_t>(s.out[0])] = it->second;
         break;
       }
@@ -365,15 +465,6 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
       }
     }
   }
-  std::vector<Tensor> result;
-  for (Value* v : fetches_) {
-    const Tensor& t = values_[static_cast<size_t>(slot_of_.at(v))];
-    result.push_back(copy_outputs ? t.clone() : t);
-  }
-  // Keep nothing alive between runs: not the feeds, nor views of them (a reshaped batch).
-  for (Tensor& t : values_) t = Tensor();
-  for (auto& f : graph_.after_run()) f();
-  return result;
 }
 
 }  // namespace glia::graph

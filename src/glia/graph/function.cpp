@@ -28,7 +28,7 @@ std::string signature(const std::vector<Tensor>& inputs, const std::string& key)
   std::ostringstream os;
   for (const Tensor& t : inputs) {
     GLIA_CHECK(t.defined() && !t.is_symbolic(), ValueError, "function: inputs must be tensors with data");
-    os << name(t.dtype()) << to_string(t.shape()) << ";";
+    os << name(t.dtype()) << to_string(t.shape()) << (t.device().is_cpu() ? "" : t.device().str()) << ";";
   }
   os << "|" << key;
   return os.str();
@@ -73,10 +73,14 @@ Function::Traced& Function::get(const std::vector<Tensor>& inputs, const std::st
   t->raw_op_counts = t->graph->op_counts();
   if (o_.optimize) t->stats = graph::optimize(*t->graph, o_.passes);
   std::vector<Shape> shapes;
-  for (const Tensor& x : inputs) shapes.push_back(x.shape());
-  t->plan =
-      std::make_unique<graph::Plan>(*t->graph, t->inputs, shapes, t->graph->outputs(), std::vector<graph::Value*>{},
-                                    graph::PlanOptions{.run_all_side_effects = true, .arena = arena_});
+  std::optional<Device> device;
+  for (const Tensor& x : inputs) {
+    shapes.push_back(x.shape());
+    if (!device && !x.device().is_cpu()) device = x.device();
+  }
+  t->plan = std::make_unique<graph::Plan>(
+      *t->graph, t->inputs, shapes, t->graph->outputs(), std::vector<graph::Value*>{},
+      graph::PlanOptions{.run_all_side_effects = true, .arena = arena_, .device = device, .cuda_graph = o_.cuda_graph});
   return *cache_.emplace(sig, std::move(t)).first->second;
 }
 

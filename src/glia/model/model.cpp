@@ -218,6 +218,8 @@ void Model::compile(CompileOptions o) {
   // shapes); check the others now so that a typo fails here rather than inside fit.
   for (auto& m : o.metrics)
     if (!m.get() && m.name() != "accuracy" && m.name() != "acc") metrics::get(m.name());
+  // The weights built so far move first: a device that cannot be used leaves the model as it was.
+  if (o.device) Layer::to(*o.device);
   optimizer_ = o.optimizer.get();
   compile_opts_ = std::move(o);
   train_fn_.reset();
@@ -409,7 +411,37 @@ bool Model::trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs) {
   }
 }
 
-Logs Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sw) {
+// --- the device of CompileOptions::device
+
+bool Model::to(Device d) {
+  if (!Layer::to(d)) return false;
+  train_fn_.reset();  // they captured the weights where they were
+  test_fn_.reset();
+  predict_fn_.reset();
+  return true;
+}
+
+std::vector<Tensor> Model::on_device(const std::vector<Tensor>& batch) {
+  if (!compile_opts_.device) return batch;
+  if (!built() && !is_functional()) {
+    no_grad g;
+    forward(batch, false);  // lazy build, on the CPU where the initializers run
+  }
+  to(*compile_opts_.device);
+  std::vector<Tensor> out;
+  for (const Tensor& t : batch) out.push_back(on_device(t));
+  return out;
+}
+
+Tensor Model::on_device(const Tensor& t) const {
+  if (!compile_opts_.device || !t.defined()) return t;
+  return t.to(*compile_opts_.device);
+}
+
+Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in) {
+  std::vector<Tensor> x = on_device(x_in), y;
+  for (const Tensor& t : y_in) y.push_back(on_device(t));
+  Tensor sw = on_device(sw_in);
   if (use_graph()) {
     // Weights are made on first use: build them eagerly, outside any graph.
     if (!built() && !is_functional()) {
@@ -448,8 +480,11 @@ Logs Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& 
   return metric_logs();
 }
 
-Logs Model::test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sw) {
+Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in) {
   no_grad g;
+  std::vector<Tensor> x = on_device(x_in), y;
+  for (const Tensor& t : y_in) y.push_back(on_device(t));
+  Tensor sw = on_device(sw_in);
   bool logits = use_logits();
   if (use_graph() && (built() || is_functional())) {
     if (!test_fn_) make_compiled_steps();
@@ -469,17 +504,20 @@ Logs Model::test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y
   return metric_logs();
 }
 
-std::vector<Tensor> Model::predict_step(const std::vector<Tensor>& x) {
+std::vector<Tensor> Model::predict_step(const std::vector<Tensor>& x_in) {
   no_grad g;
+  std::vector<Tensor> x = on_device(x_in);
+  // predict keeps every batch's result (a copy: compiled outputs alias the plan's memory), on the CPU.
+  auto keep = [](std::vector<Tensor> r) {
+    for (auto& t : r) t = t.device().is_cpu() ? t.clone() : t.to(Device::cpu());
+    return r;
+  };
   if (compiled() && use_graph() && (built() || is_functional())) {
     if (!predict_fn_) make_compiled_steps();
-    if (trace_or_fall_back(*predict_fn_, x)) {
-      std::vector<Tensor> r = (*predict_fn_)(x);
-      for (auto& t : r) t = t.clone();  // predict keeps every batch's result
-      return r;
-    }
+    if (trace_or_fall_back(*predict_fn_, x)) return keep((*predict_fn_)(x));
   }
-  return forward(x, false);
+  std::vector<Tensor> r = forward(x, false);
+  return compile_opts_.device ? keep(r) : r;
 }
 
 Logs Model::train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {

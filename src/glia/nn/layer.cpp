@@ -238,6 +238,19 @@ std::vector<Variable*> Layer::weights() {
   return out;
 }
 
+bool Layer::to(Device d) {
+  no_grad g;
+  bool moved = false;
+  for (Variable* v : weights()) {
+    if (v->value.device() == d) continue;
+    bool leaf = v->value.requires_grad();
+    v->value = v->value.detach().to(d);
+    if (leaf) v->value.requires_grad_(true);
+    moved = true;
+  }
+  return moved;
+}
+
 std::vector<Variable*> Layer::trainable_weights() {
   std::vector<Variable*> out;
   if (!trainable_) return out;

@@ -237,7 +237,7 @@ TensorList dispatch(const OpDef& op, std::span<const Tensor> in, Attrs attrs) {
     Device dev = common_device(op, in);
     const KernelFn* k = op.kernel_for(dev.type);
     GLIA_CHECK(k != nullptr, DeviceError, op.name(), ": no kernel for device ", dev.str());
-    for (auto& spec : ic.outputs()) out.push_back(Tensor::empty(spec.shape, spec.dtype, dev));
+    for (auto& spec : ic.outputs()) out.push_back(Tensor::empty(spec.shape, spec.dtype, spec.device.value_or(dev)));
     KernelContext kc(op, in, std::span<Tensor>(out.data(), out.size()), attrs);
     (*k)(kc);
   }

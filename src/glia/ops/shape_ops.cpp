@@ -489,6 +489,18 @@ Tensor flip(const Tensor& x, IntList dims) {
   return call(op_flip, {x}, {{"dims", d}});
 }
 
+// A copy to another device; its gradient is the copy back.
+Device attr_device(const Attrs& a, const char* type, const char* index) {
+  return {static_cast<DeviceType>(a.get<int64_t>(type)), static_cast<int16_t>(a.get<int64_t>(index))};
+}
+GLIA_OP(to_device)
+    .inputs({"x"})
+    .infer([](InferContext& c) {
+      c.set_output(c.shape(0), c.dtype(0), attr_device(c.attrs(), "device_type", "device_index"));
+    })
+    .save_inputs({})
+    .grad([](GradContext& c) { return grads{c.grad_out().to(attr_device(c.attrs(), "from_type", "from_index"))}; });
+
 // --- Tensor methods that are views or copies
 
 Tensor Tensor::reshape(IntList s) const { return glia::reshape(*this, s); }
@@ -515,12 +527,11 @@ Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   GLIA_CHECK(!is_symbolic(), ValueError, "to: moving a symbolic (graph) tensor from ", device().str(), " to ", d.str(),
              " is not supported yet");
-  // Not yet recorded by autograd: refuse rather than silently cut the gradient's path.
-  GLIA_CHECK(!(requires_grad() && GradMode::is_enabled()), ValueError, "to: moving a tensor that requires grad from ",
-             device().str(), " to ", d.str(), " is not differentiable yet; detach() it or run under glia::no_grad");
-  Tensor out = Tensor::empty(shape(), dtype(), d);
-  out.copy_(*this);
-  return out;
+  return call(op_to_device, {*this},
+              {{"device_type", static_cast<int64_t>(d.type)},
+               {"device_index", static_cast<int64_t>(d.index)},
+               {"from_type", static_cast<int64_t>(device().type)},
+               {"from_index", static_cast<int64_t>(device().index)}});
 }
 
 }  // namespace glia

@@ -267,6 +267,7 @@ void Optimizer::begin_step() {
   double* s = step_state_.data<double>();
   s[0] = learning_rate();
   s[1] = static_cast<double>(iterations_);
+  if (step_state_device_.defined()) step_state_device_.copy_(step_state_);
 }
 
 void Optimizer::end_step() { ++iterations_; }
@@ -309,7 +310,14 @@ void Optimizer::run_fused(const OpDef& op, const Tensor& param, const Tensor& gr
   for (const Tensor& s : slots) in.push_back(s);
   // The step's rate and count come from the step-state tensor (an input, so that a compiled
   // graph reads them at run time); the attrs keep the values of this call for reference.
-  in.push_back(step_state_);
+  if (param.device().is_cpu()) {
+    in.push_back(step_state_);
+  } else {
+    graph_hook::Suspend eager;
+    if (!step_state_device_.defined() || step_state_device_.device() != param.device())
+      step_state_device_ = step_state_.to(param.device());
+    in.push_back(step_state_device_);
+  }
   if (guard_.defined()) in.push_back(guard_);
   Attrs attrs{{"lr", c.lr},
               {"step", c.step},

@@ -1,24 +1,15 @@
 // CPU kernels of the copying movement ops.
 #include <cstring>
 
+#include "glia/autograd/autograd.h"
 #include "glia/backends/cpu/kernel_utils.h"
+#include "glia/backends/raw_views.h"
 
 namespace glia::cpu {
 namespace {
 
-/// A view of t's storage with other shape / strides / offset (no autograd).
-Tensor raw_view(const Tensor& t, const Shape& shape, const Shape& strides, int64_t offset) {
-  return Tensor::make_view(t.storage(), shape, strides, offset, t.dtype());
-}
-
-/// The slice (dim, start, end, step) of t as a raw view.
-Tensor raw_slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step) {
-  Shape s = t.shape(), st = t.strides();
-  auto d = static_cast<size_t>(dim);
-  s[d] = end > start ? (end - start + step - 1) / step : 0;
-  st[d] *= step;
-  return raw_view(t, s, st, t.offset() + start * t.strides()[d]);
-}
+using detail::raw_slice;
+using detail::raw_view;
 
 /// Source index along one dim for output index o of a padded dim (-1: the constant).
 int64_t pad_source(int64_t o, int64_t before, int64_t n, const std::string& mode) {
@@ -157,6 +148,12 @@ GLIA_KERNEL(flip, CPU, [](KernelContext& k) {
     st[i] = -st[i];
   }
   cast_copy(raw_view(x, x.shape(), st, off), k.output());
+});
+
+// A copy from the CPU to another device (the copy's cross-device path); autograd records the op.
+GLIA_KERNEL(to_device, CPU, [](KernelContext& k) {
+  no_grad guard;
+  k.output().copy_(k.input(0));
 });
 
 }  // namespace glia::cpu

@@ -1,6 +1,7 @@
-// CUDA kernels of the element-wise ops, copies and sums. One generic strided loop: each thread
+// CUDA kernels of the element-wise ops and copies. One generic strided loop: each thread
 // turns a linear index of the output into per-operand offsets (the offset calculator), so any rank,
-// view or broadcast works. Vectorized contiguous fast paths are a later optimization.
+// view or broadcast works; operands that are contiguous or one number take a flat loop instead
+// (float4 loads and stores for aligned float32).
 #include <cstdint>
 #include <type_traits>
 
@@ -110,21 +111,127 @@ __global__ void unary_kernel(Strided<2> it) {
   }
 }
 
+// --- flat fast path: every operand is either contiguous over the whole loop or one number, so no
+// offset calculator is needed; float32 with 16-byte-aligned pointers and a multiple of 4 elements
+// moves four values per load and store (float4).
+
+/// Operand k of the loop: 0 contiguous, 1 one number (all strides 0), -1 anything else.
+template <int N>
+bool flat_kinds(const Strided<N>& it, int (&kind)[N]) {
+  for (int k = 0; k < N; ++k) {
+    bool scalar = true, contiguous = true;
+    int64_t expect = 1;
+    for (int d = it.ndim - 1; d >= 0; --d) {
+      if (it.size[d] == 1) continue;
+      scalar = scalar && it.stride[k][d] == 0;
+      contiguous = contiguous && it.stride[k][d] == expect;
+      expect *= it.size[d];
+    }
+    kind[k] = contiguous ? 0 : scalar ? 1 : -1;
+    if (k == 0 && kind[k] != 0) return false;  // the output is written in full
+    if (kind[k] < 0) return false;
+  }
+  return true;
+}
+
+template <int N>
+bool vec4_ok(const Strided<N>& it, const int (&kind)[N]) {
+  if (it.numel % 4 != 0) return false;
+  for (int k = 0; k < N; ++k)
+    if (kind[k] == 0 && reinterpret_cast<uintptr_t>(it.data[k]) % 16 != 0) return false;
+  return true;
+}
+
+__device__ __forceinline__ float4 load4(const float* p, bool scalar, int64_t i4) {
+  if (scalar) {
+    float v = *p;
+    return make_float4(v, v, v, v);
+  }
+  return reinterpret_cast<const float4*>(p)[i4];
+}
+
+template <BinOp op, class T>
+__global__ void binary_flat_kernel(T* out, const T* a, const T* b, bool sa, bool sb, int64_t n) {
+  GLIA_CUDA_LOOP(i, n) out[i] = bin<op, T>(a[sa ? 0 : i], b[sb ? 0 : i]);
+}
+
+template <BinOp op>
+__global__ void binary_vec4_kernel(float* out, const float* a, const float* b, bool sa, bool sb, int64_t n4) {
+  GLIA_CUDA_LOOP(i, n4) {
+    float4 x = load4(a, sa, i), y = load4(b, sb, i);
+    reinterpret_cast<float4*>(out)[i] = make_float4(bin<op, float>(x.x, y.x), bin<op, float>(x.y, y.y),
+                                                    bin<op, float>(x.z, y.z), bin<op, float>(x.w, y.w));
+  }
+}
+
+template <UnOp op, class T>
+__global__ void unary_flat_kernel(T* out, const T* x, int64_t n) {
+  GLIA_CUDA_LOOP(i, n) out[i] = un<op, T>(x[i]);
+}
+
+template <UnOp op>
+__global__ void unary_vec4_kernel(float* out, const float* x, int64_t n4) {
+  GLIA_CUDA_LOOP(i, n4) {
+    float4 v = reinterpret_cast<const float4*>(x)[i];
+    reinterpret_cast<float4*>(out)[i] =
+        make_float4(un<op, float>(v.x), un<op, float>(v.y), un<op, float>(v.z), un<op, float>(v.w));
+  }
+}
+
+/// The binary loop for element type T: flat (vectorized for float) when the operands allow.
+template <BinOp op, class T>
+void binary_run(const Strided<3>& it, cudaStream_t s) {
+  int kind[3];
+  if (flat_kinds(it, kind)) {
+    const T* a = static_cast<const T*>(it.data[1]);
+    const T* b = static_cast<const T*>(it.data[2]);
+    T* out = static_cast<T*>(it.data[0]);
+    if constexpr (std::is_same_v<T, float>) {
+      if (vec4_ok(it, kind)) {
+        binary_vec4_kernel<op>
+            <<<blocks_for(it.numel / 4), kThreads, 0, s>>>(out, a, b, kind[1] == 1, kind[2] == 1, it.numel / 4);
+        return;
+      }
+    }
+    binary_flat_kernel<op, T>
+        <<<blocks_for(it.numel), kThreads, 0, s>>>(out, a, b, kind[1] == 1, kind[2] == 1, it.numel);
+    return;
+  }
+  binary_kernel<op, T><<<blocks_for(it.numel), kThreads, 0, s>>>(it);
+}
+
+template <UnOp op, class T>
+void unary_run(const Strided<2>& it, cudaStream_t s) {
+  int kind[2];
+  if (flat_kinds(it, kind) && kind[1] == 0) {
+    T* out = static_cast<T*>(it.data[0]);
+    const T* x = static_cast<const T*>(it.data[1]);
+    if constexpr (std::is_same_v<T, float>) {
+      if (vec4_ok(it, kind)) {
+        unary_vec4_kernel<op><<<blocks_for(it.numel / 4), kThreads, 0, s>>>(out, x, it.numel / 4);
+        return;
+      }
+    }
+    unary_flat_kernel<op, T><<<blocks_for(it.numel), kThreads, 0, s>>>(out, x, it.numel);
+    return;
+  }
+  unary_kernel<op, T><<<blocks_for(it.numel), kThreads, 0, s>>>(it);
+}
+
 template <BinOp op>
 bool binary_t(const Strided<3>& it, Dt dt, cudaStream_t s) {
-  int nb = blocks_for(it.numel);
   switch (dt) {
     case F32:
-      binary_kernel<op, float><<<nb, kThreads, 0, s>>>(it);
+      binary_run<op, float>(it, s);
       return true;
     case F64:
-      binary_kernel<op, double><<<nb, kThreads, 0, s>>>(it);
+      binary_run<op, double>(it, s);
       return true;
     case I32:
-      binary_kernel<op, int32_t><<<nb, kThreads, 0, s>>>(it);
+      binary_run<op, int32_t>(it, s);
       return true;
     case I64:
-      binary_kernel<op, int64_t><<<nb, kThreads, 0, s>>>(it);
+      binary_run<op, int64_t>(it, s);
       return true;
     default:
       return false;
@@ -134,23 +241,22 @@ bool binary_t(const Strided<3>& it, Dt dt, cudaStream_t s) {
 template <UnOp op>
 bool unary_t(const Strided<2>& it, Dt dt, cudaStream_t s) {
   constexpr bool int_ok = op == UnOp::Neg || op == UnOp::Abs || op == UnOp::Relu || op == UnOp::Square;
-  int nb = blocks_for(it.numel);
   switch (dt) {
     case F32:
-      unary_kernel<op, float><<<nb, kThreads, 0, s>>>(it);
+      unary_run<op, float>(it, s);
       return true;
     case F64:
-      unary_kernel<op, double><<<nb, kThreads, 0, s>>>(it);
+      unary_run<op, double>(it, s);
       return true;
     case I32:
       if constexpr (int_ok) {
-        unary_kernel<op, int32_t><<<nb, kThreads, 0, s>>>(it);
+        unary_run<op, int32_t>(it, s);
         return true;
       }
       return false;
     case I64:
       if constexpr (int_ok) {
-        unary_kernel<op, int64_t><<<nb, kThreads, 0, s>>>(it);
+        unary_run<op, int64_t>(it, s);
         return true;
       }
       return false;
@@ -159,26 +265,14 @@ bool unary_t(const Strided<2>& it, Dt dt, cudaStream_t s) {
   }
 }
 
-// --- sums: one block per output row, a tree in shared memory.
-
-template <class T, class A, class O>
-__global__ void sum_rows_kernel(const T* x, O* out, int64_t outer, int64_t R) {
-  __shared__ A buf[kThreads];
-  for (int64_t o = blockIdx.x; o < outer; o += gridDim.x) {
-    A acc = A(0);
-    for (int64_t r = threadIdx.x; r < R; r += blockDim.x) acc += static_cast<A>(load(x + o * R + r));
-    buf[threadIdx.x] = acc;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-      if (threadIdx.x < w) buf[threadIdx.x] += buf[threadIdx.x + w];
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) store(out + o, buf[0]);
-    __syncthreads();
-  }
+__global__ void set_u64_pair_kernel(uint64_t* p, uint64_t a, uint64_t b) {
+  p[0] = a;
+  p[1] = b;
 }
 
 }  // namespace
+
+void set_u64_pair(uint64_t* p, uint64_t a, uint64_t b, cudaStream_t s) { set_u64_pair_kernel<<<1, 1, 0, s>>>(p, a, b); }
 
 void fill(const Strided<1>& it, Dt dt, double fv, int64_t iv, cudaStream_t s) {
   if (it.numel == 0) return;
@@ -238,30 +332,6 @@ bool unary(UnOp op, const Strided<2>& it, Dt dt, cudaStream_t s) {
       return unary_t<UnOp::Square>(it, dt, s);
     case UnOp::Reciprocal:
       return unary_t<UnOp::Reciprocal>(it, dt, s);
-  }
-  return false;
-}
-
-bool sum_rows(const void* x, void* out, Dt in_dt, Dt out_dt, int64_t outer, int64_t R, cudaStream_t s) {
-  if (outer == 0) return true;
-  int nb = static_cast<int>(outer < 65535 ? outer : 65535);
-  auto run = [&](auto t, auto a, auto o) {
-    using T = decltype(t);
-    using A = decltype(a);
-    using O = decltype(o);
-    sum_rows_kernel<T, A, O><<<nb, kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<O*>(out), outer, R);
-  };
-  if (in_dt == F32 && out_dt == F32) return run(float{}, float{}, float{}), true;
-  if (in_dt == F64 && out_dt == F64) return run(double{}, double{}, double{}), true;
-  if (in_dt == BF16 && out_dt == BF16) return run(bf16_t{}, float{}, bf16_t{}), true;
-  if (in_dt == F16 && out_dt == F16) return run(f16_t{}, float{}, f16_t{}), true;
-  if (in_dt == BF16 && out_dt == F32) return run(bf16_t{}, float{}, float{}), true;
-  if (in_dt == F16 && out_dt == F32) return run(f16_t{}, float{}, float{}), true;
-  if (out_dt == I64) {
-    if (in_dt == I32) return run(int32_t{}, int64_t{}, int64_t{}), true;
-    if (in_dt == I64) return run(int64_t{}, int64_t{}, int64_t{}), true;
-    if (in_dt == U8) return run(uint8_t{}, int64_t{}, int64_t{}), true;
-    if (in_dt == B8) return run(bool{}, int64_t{}, int64_t{}), true;
   }
   return false;
 }

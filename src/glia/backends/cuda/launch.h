@@ -35,7 +35,8 @@ void copy(const Strided<2>& it, Dt out_dt, Dt in_dt, cudaStream_t s);
 bool binary(BinOp op, const Strided<3>& it, Dt dt, cudaStream_t s);
 /// out = op(x), both of dtype dt. Returns false for an unsupported (op, dtype).
 bool unary(UnOp op, const Strided<2>& it, Dt dt, cudaStream_t s);
-/// out[o] = sum_r x[o * R + r] for o < outer (x contiguous). Returns false for unsupported dtypes.
-bool sum_rows(const void* x, void* out, Dt in_dt, Dt out_dt, int64_t outer, int64_t R, cudaStream_t s);
+
+/// p[0] = a, p[1] = b, queued on s (a replayed CUDA Graph's random-generator slot).
+void set_u64_pair(uint64_t* p, uint64_t a, uint64_t b, cudaStream_t s);
 
 }  // namespace glia::cuda::launch

@@ -1,5 +1,6 @@
 // CUDA kernels of the core ops: fill, copies and casts, element-wise math with broadcasting,
-// matmul (cuBLAS) and sum. Each registers with GLIA_KERNEL(op, CUDA, ...) beside the CPU kernel.
+// and matmul (cuBLAS); sum is with the other reductions in reduce_ops.cpp. Each registers with
+// GLIA_KERNEL(op, CUDA, ...) beside the CPU kernel.
 #include <algorithm>
 #include <numeric>
 
@@ -59,6 +60,10 @@ void unary(KernelContext& k, UnOp op) {
 GLIA_KERNEL(fill, CUDA, [](KernelContext& k) { fill(k.output(), k.attr<Scalar>("value")); });
 GLIA_KERNEL(full_like, CUDA, [](KernelContext& k) { fill(k.output(), k.attr<Scalar>("value")); });
 GLIA_KERNEL(copy, CUDA, [](KernelContext& k) { copy_into(input_as(k, 1, k.input(1).dtype()), k.output()); });
+GLIA_KERNEL(to_device, CUDA, [](KernelContext& k) {
+  no_grad guard;  // the kernel's own copy; autograd records the op
+  k.output().copy_(k.input(0));
+});
 GLIA_KERNEL(cast, CUDA, [](KernelContext& k) { copy_into(k.input(0), k.output()); });
 GLIA_KERNEL(clone, CUDA, [](KernelContext& k) { copy_into(k.input(0), k.output()); });
 
@@ -81,32 +86,6 @@ GLIA_KERNEL(sigmoid, CUDA, [](KernelContext& k) { unary(k, UnOp::Sigmoid); });
 GLIA_KERNEL(tanh, CUDA, [](KernelContext& k) { unary(k, UnOp::Tanh); });
 GLIA_KERNEL(square, CUDA, [](KernelContext& k) { unary(k, UnOp::Square); });
 GLIA_KERNEL(reciprocal, CUDA, [](KernelContext& k) { unary(k, UnOp::Reciprocal); });
-
-// Sum: the kept dims moved first and the summed ones last, made contiguous, then one row per output.
-GLIA_KERNEL(sum, CUDA, [](KernelContext& k) {
-  const Tensor& out = k.output();
-  const Tensor& x = k.input(0);
-  no_grad guard;  // the permuted copy below is a temporary, not part of the user's graph
-  const auto& dims = k.attr<std::vector<int64_t>>("dims");
-  std::vector<int64_t> order;
-  int64_t R = 1;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (!std::binary_search(dims.begin(), dims.end(), d)) order.push_back(d);
-  for (int64_t d : dims) {
-    order.push_back(d);
-    R *= x.shape()[static_cast<size_t>(d)];
-  }
-  if (x.numel() == 0 || R == 0) {
-    fill(out, 0);
-    return;
-  }
-  Tensor xc = x.permute(order).contiguous();
-  DeviceGuard g(out.device().index);
-  bool ok = launch::sum_rows(xc.data_ptr(), out.data_ptr(), dt(x.dtype()), dt(out.dtype()), out.numel(), R,
-                             stream(out.device().index));
-  GLIA_CHECK(ok, DTypeError, "sum: no CUDA kernel to sum ", name(x.dtype()), " into ", name(out.dtype()));
-  check(cudaGetLastError(), "sum");
-});
 
 // Matmul with batch broadcasting. Row-major C = A B is column-major C^T = B^T A^T, so cuBLAS gets
 // the operands swapped. An operand without batch dims is shared by every batch (stride 0).

@@ -13,6 +13,7 @@
 #include "glia/autograd/autograd.h"
 #include "glia/core/cuda.h"
 #include "glia/core/cuda_hooks.h"
+#include "glia/core/random.h"
 
 namespace glia::cuda {
 
@@ -53,11 +54,15 @@ struct PerDevice {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   cudnnHandle_t dnn = nullptr;
-  // Pinned staging for host-to-device copies; `staged` marks when the last copy out of it is done.
+  // Pinned staging for larger host-to-device copies: a ring of buffers, each with an event marking
+  // when the copy out of it is done, so that the host can stage the next batches while the GPU is
+  // still busy with earlier work (it waits only for a copy kStaging copies ago).
   std::mutex staging_mu;
-  void* staging = nullptr;
-  size_t staging_size = 0;
-  cudaEvent_t staged = nullptr;
+  static constexpr int kStaging = 4;
+  void* staging[kStaging] = {};
+  size_t staging_size[kStaging] = {};
+  cudaEvent_t staged[kStaging] = {};
+  int next_staging = 0;
   // Small copies (numbers in code, shapes) rotate through slots with an event each, so that the host
   // waits only for a copy kSlots copies ago, not for all the work queued before the last one.
   static constexpr int kSlots = 64;
@@ -73,7 +78,7 @@ PerDevice& per_device(int index) {
   std::call_once(p.once, [&] {
     DeviceGuard g(index);
     check(cudaStreamCreateWithFlags(&p.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    check(cudaEventCreateWithFlags(&p.staged, cudaEventDisableTiming), "cudaEventCreate");
+    for (cudaEvent_t& e : p.staged) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
     for (cudaEvent_t& e : p.slot_done) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
     void* slots = nullptr;
     check(cudaHostAlloc(&slots, PerDevice::kSlots * PerDevice::kSlotBytes, cudaHostAllocDefault), "cudaHostAlloc");
@@ -146,8 +151,6 @@ void synchronize(Device d) {
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
-const uint64_t* rng_slot(int) { return nullptr; }  // capture comes with CUDA Graphs
-
 launch::Dt dt(DType t) { return static_cast<launch::Dt>(static_cast<int>(t)); }
 
 template <int N>
@@ -185,6 +188,19 @@ Tensor on_device(const Tensor& t, Device dev, DType d) {
   return out;
 }
 
+// --- what the thread is recording into a CUDA Graph
+
+namespace {
+struct Capture {
+  int device = -1;
+  uint64_t* rng = nullptr;               // device memory: {seed, counter shift}
+  std::vector<void*>* pinned = nullptr;  // host buffers of copies from the CPU, kept by the graph
+};
+thread_local Capture t_capture;
+}  // namespace
+
+const uint64_t* rng_slot(int index) { return t_capture.device == index ? t_capture.rng : nullptr; }
+
 // --- the caching allocator
 
 namespace {
@@ -201,6 +217,7 @@ struct Block {
   bool free = true;
   Block* prev = nullptr;  // neighbours within one cudaMalloc segment
   Block* next = nullptr;
+  const void* owner = nullptr;  // the CUDA Graph recorded while this block was handed out, if any
 };
 
 /// Absorbs `b`, the block right after `a` in their segment, into `a`.
@@ -254,6 +271,7 @@ class CudaCachingAllocator final : public Allocator {
       pool.insert(r);
     }
     b->free = false;
+    b->owner = capture_owner_;
     live_[b->ptr] = b;
     stats_.allocated_bytes += static_cast<int64_t>(b->size);
     stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
@@ -267,21 +285,30 @@ class CudaCachingAllocator final : public Allocator {
     if (it == live_.end()) return;
     Block* b = it->second;
     live_.erase(it);
-    stats_.allocated_bytes -= static_cast<int64_t>(b->size);
-    b->free = true;
-    auto& pool = b->small ? small_ : large_;
-    // Merge with free neighbours of the same segment.
-    if (b->prev && b->prev->free) {
-      Block* a = b->prev;
-      pool.erase(a);
-      absorb(a, b);
-      b = a;
+    // A recorded graph writes this block on every replay: it stays the graph's until the graph goes.
+    if (b->owner) {
+      held_[b->owner].push_back(b);
+      return;
     }
-    if (b->next && b->next->free) {
-      pool.erase(b->next);
-      absorb(b, b->next);
+    release_block(b);
+  }
+
+  /// While set, blocks handed out belong to `owner` (a graph being recorded) as well as to their tensor.
+  void set_capture_owner(const void* owner) {
+    std::lock_guard<std::mutex> lock(mu_);
+    capture_owner_ = owner;
+  }
+  /// The graph `owner` is gone: its blocks that tensors freed return to the cache; the others are
+  /// their tensors' alone.
+  void release_owner(const void* owner) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = held_.find(owner);
+    if (it != held_.end()) {
+      for (Block* b : it->second) release_block(b);
+      held_.erase(it);
     }
-    pool.insert(b);
+    for (auto& [ptr, b] : live_)
+      if (b->owner == owner) b->owner = nullptr;
   }
 
   AllocatorStats stats() const override {
@@ -299,6 +326,25 @@ class CudaCachingAllocator final : public Allocator {
 
  private:
   static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+  void release_block(Block* b) {
+    stats_.allocated_bytes -= static_cast<int64_t>(b->size);
+    b->free = true;
+    b->owner = nullptr;
+    auto& pool = b->small ? small_ : large_;
+    // Merge with free neighbours of the same segment.
+    if (b->prev && b->prev->free) {
+      Block* a = b->prev;
+      pool.erase(a);
+      absorb(a, b);
+      b = a;
+    }
+    if (b->next && b->next->free) {
+      pool.erase(b->next);
+      absorb(b, b->next);
+    }
+    pool.insert(b);
+  }
 
   // Frees the cached blocks that are whole segments (others share their segment with live blocks).
   void release_cached() {
@@ -343,6 +389,8 @@ class CudaCachingAllocator final : public Allocator {
   mutable std::mutex mu_;
   std::set<Block*, BySize> small_, large_;
   std::unordered_map<void*, Block*> live_;
+  const void* capture_owner_ = nullptr;
+  std::unordered_map<const void*, std::vector<Block*>> held_;
   AllocatorStats stats_;
 };
 
@@ -369,12 +417,22 @@ void cross_device_copy(const Tensor& dst, const Tensor& src) {
     int dev = dst.device().index;
     cudaStream_t s = cuda::stream(dev);
     // Broadcast and convert on the host, so the transfer is one contiguous block of dst's type.
-    Tensor host = Tensor::empty(dst.shape(), dst.dtype());
-    host.copy_(src);
+    Tensor host = src;
+    if (!src.is_contiguous() || src.dtype() != dst.dtype() || src.shape() != dst.shape()) {
+      host = Tensor::empty(dst.shape(), dst.dtype());
+      host.copy_(src);
+    }
     Tensor target = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.dtype(), dst.device());
     size_t n = static_cast<size_t>(host.numel()) * host.itemsize();
     cuda::PerDevice& p = cuda::per_device(dev);
-    {
+    if (cuda::t_capture.device == dev) {
+      // Recorded, not run: the graph reads this host buffer on every replay, so it gets its own.
+      void* buf = nullptr;
+      cuda::check(cudaHostAlloc(&buf, n, cudaHostAllocDefault), "cudaHostAlloc");
+      cuda::t_capture.pinned->push_back(buf);
+      std::memcpy(buf, host.data_ptr(), n);
+      cuda::check(cudaMemcpyAsync(target.data_ptr(), buf, n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+    } else {
       std::lock_guard<std::mutex> lock(p.staging_mu);
       cuda::DeviceGuard g(dev);
       if (n <= cuda::PerDevice::kSlotBytes) {
@@ -386,18 +444,20 @@ void cross_device_copy(const Tensor& dst, const Tensor& src) {
         cuda::check(cudaMemcpyAsync(target.data_ptr(), buf, n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
         cuda::check(cudaEventRecord(p.slot_done[slot], s), "cudaEventRecord");
       } else {
-        // The previous copy out of the staging buffer must be done before it is overwritten.
-        cuda::check(cudaEventSynchronize(p.staged), "cudaEventSynchronize");
-        if (p.staging_size < n) {
-          if (p.staging) cuda::check(cudaFreeHost(p.staging), "cudaFreeHost");
-          p.staging = nullptr;
-          p.staging_size = 0;
-          cuda::check(cudaHostAlloc(&p.staging, n, cudaHostAllocDefault), "cudaHostAlloc");
-          p.staging_size = n;
+        // The earlier copy out of this staging buffer must be done before it is overwritten.
+        int k = p.next_staging;
+        p.next_staging = (k + 1) % cuda::PerDevice::kStaging;
+        cuda::check(cudaEventSynchronize(p.staged[k]), "cudaEventSynchronize");
+        if (p.staging_size[k] < n) {
+          if (p.staging[k]) cuda::check(cudaFreeHost(p.staging[k]), "cudaFreeHost");
+          p.staging[k] = nullptr;
+          p.staging_size[k] = 0;
+          cuda::check(cudaHostAlloc(&p.staging[k], n, cudaHostAllocDefault), "cudaHostAlloc");
+          p.staging_size[k] = n;
         }
-        std::memcpy(p.staging, host.data_ptr(), n);
-        cuda::check(cudaMemcpyAsync(target.data_ptr(), p.staging, n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
-        cuda::check(cudaEventRecord(p.staged, s), "cudaEventRecord");
+        std::memcpy(p.staging[k], host.data_ptr(), n);
+        cuda::check(cudaMemcpyAsync(target.data_ptr(), p.staging[k], n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+        cuda::check(cudaEventRecord(p.staged[k], s), "cudaEventRecord");
       }
     }
     if (!target.is_same(dst)) dst.copy_(target);
@@ -405,6 +465,8 @@ void cross_device_copy(const Tensor& dst, const Tensor& src) {
   }
   if (dst.device().is_cpu() && src.device().is_cuda()) {
     int dev = src.device().index;
+    GLIA_CHECK(cuda::t_capture.device != dev, DeviceError, "copy from ", src.device().str(),
+               " to the CPU while its work is being recorded into a CUDA Graph (the values do not exist yet)");
     cudaStream_t s = cuda::stream(dev);
     Tensor c = src.contiguous();
     Tensor host = Tensor::empty(src.shape(), src.dtype());
@@ -431,6 +493,96 @@ void cross_device_copy(const Tensor& dst, const Tensor& src) {
     return;
   }
   throw DeviceError(detail::str("copy_: cannot copy from ", src.device().str(), " to ", dst.device().str()));
+}
+
+namespace {
+
+class RecordedGraph final : public CudaGraph {
+ public:
+  explicit RecordedGraph(int dev) : dev_(dev) {
+    cuda::DeviceGuard g(dev);
+    cuda::check(cudaMalloc(reinterpret_cast<void**>(&rng_), 2 * sizeof(uint64_t)), "cudaMalloc");
+  }
+  ~RecordedGraph() override {
+    cuda::DeviceGuard g(dev_);
+    // Replays still queued read this memory: let them finish first.
+    (void)cudaStreamSynchronize(cuda::stream(dev_));
+    if (exec_) (void)cudaGraphExecDestroy(exec_);
+    if (graph_) (void)cudaGraphDestroy(graph_);
+    (void)cudaFree(rng_);
+    for (void* p : pinned_) (void)cudaFreeHost(p);
+    static_cast<cuda::CudaCachingAllocator&>(cuda_allocator(dev_)).release_owner(this);
+  }
+
+  void record(const std::function<void()>& work) {
+    cudaStream_t s = cuda::stream(dev_);
+    cuda::DeviceGuard g(dev_);
+    auto& alloc = static_cast<cuda::CudaCachingAllocator&>(cuda_allocator(dev_));
+    random::GeneratorState before = random::get_state();
+    rng_start_ = before.offset;
+    // The first launch draws what was reserved while recording: no shift.
+    cuda::launch::set_u64_pair(rng_, before.seed, 0, s);
+    cuda::check(cudaGetLastError(), "set_u64_pair");
+    GLIA_CHECK(cuda::t_capture.device < 0, DeviceError, "CUDA Graph capture on Device::cuda(", dev_,
+               ") while another capture is in progress on this thread");
+    cuda::t_capture = {dev_, rng_, &pinned_};
+    alloc.set_capture_owner(this);
+    auto stop = [&] {
+      cuda::t_capture = {};
+      alloc.set_capture_owner(nullptr);
+    };
+    cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+    if (e != cudaSuccess) {
+      stop();
+      cuda::check(e, "cudaStreamBeginCapture");
+    }
+    try {
+      work();
+    } catch (...) {
+      cudaGraph_t partial = nullptr;
+      (void)cudaStreamEndCapture(s, &partial);
+      if (partial) (void)cudaGraphDestroy(partial);
+      (void)cudaGetLastError();
+      stop();
+      throw;
+    }
+    e = cudaStreamEndCapture(s, &graph_);
+    stop();
+    cuda::check(e, "cudaStreamEndCapture");
+    cuda::check(cudaGraphInstantiate(&exec_, graph_, 0), "cudaGraphInstantiate");
+    blocks_ = random::get_state().offset - rng_start_;
+    first_ = true;
+  }
+
+  void replay() override {
+    cudaStream_t s = cuda::stream(dev_);
+    cuda::DeviceGuard g(dev_);
+    if (!first_ && blocks_ > 0) {
+      random::Draw d = random::reserve(blocks_);
+      cuda::launch::set_u64_pair(rng_, d.seed, d.offset - rng_start_, s);
+      cuda::check(cudaGetLastError(), "set_u64_pair");
+    }
+    first_ = false;
+    cuda::check(cudaGraphLaunch(exec_, s), "cudaGraphLaunch");
+  }
+
+ private:
+  int dev_;
+  uint64_t* rng_ = nullptr;
+  std::vector<void*> pinned_;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  uint64_t rng_start_ = 0, blocks_ = 0;
+  bool first_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<CudaGraph> cuda_capture(int index, const std::function<void()>& work) {
+  cuda::ensure_device(index);
+  auto g = std::make_unique<RecordedGraph>(index);
+  g->record(work);
+  return g;
 }
 
 }  // namespace glia::detail

@@ -1,0 +1,602 @@
+// CUDA kernels of convolution (cuDNN), pooling, batch norm and matmul_fused, beside their CPU kernels.
+//
+// Convolutions: float32 runs cuDNN on NHWC with the filter as KRSC [Cout, KH, KW, Cin/groups]; float64
+// runs on NCHW / KCRS, since cuDNN has no double NHWC kernels (and so does float32 where cuDNN has no
+// NHWC algorithm for the geometry: remembered per geometry). The Keras kernel is transposed into a
+// temporary on every call (and the weight gradient transposed back). cuDNN pads symmetrically, so
+// asymmetric pads ('same' with an even span or a stride) pad the input explicitly by the difference (and the
+// input gradient is cropped). Algorithms come from cuDNN's heuristics (never cudnnFind*, which
+// synchronizes), deterministic ones first, without TF32 unless cuda::allow_tf32(); the first that runs
+// is cached per geometry. Workspaces are temporaries of the caching allocator.
+// Pooling, batch norm and the bias + activation epilogues are own kernels (nn.cu): they follow the
+// CPU's index, NaN and statistics conventions exactly.
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "glia/autograd/autograd.h"
+#include "glia/backends/cuda/launch_nn.h"
+#include "glia/backends/cuda/runtime.h"
+#include "glia/core/cuda.h"
+#include "glia/ops/op.h"
+
+namespace glia::cuda {
+namespace {
+
+using I64s = std::vector<int64_t>;
+
+/// The dtype of a float32 / float64 kernel; others throw DTypeError naming the op.
+launch::Dt float_dt(DType t, const char* op) {
+  GLIA_CHECK(t == DType::f32 || t == DType::f64, DTypeError, op, ": no CUDA kernel for dtype ", name(t),
+             " (float32 and float64 are supported)");
+  return dt(t);
+}
+
+void* ptr(const Tensor& t) { return t.data_ptr(); }
+const double* dptr(const Tensor& t) { return static_cast<const double*>(t.data_ptr()); }
+
+// --- convolution
+
+/// Sizes of one convolution: x [N,H,W,C], w [KH,KW,Cg,O] with G groups, y [N,OH,OW,O].
+struct Geom {
+  int64_t N, H, W, C, KH, KW, Cg, O, OH, OW, G, sh, sw, dh, dw, pt, pb, pl, pr;
+  // cuDNN's symmetric pads and the extra rows / columns padded explicitly before / after.
+  int64_t ph() const { return std::min(pt, pb); }
+  int64_t pw() const { return std::min(pl, pr); }
+  int64_t et() const { return pt - ph(); }
+  int64_t eb() const { return pb - ph(); }
+  int64_t el() const { return pl - pw(); }
+  int64_t er() const { return pr - pw(); }
+  int64_t Hp() const { return H + et() + eb(); }
+  int64_t Wp() const { return W + el() + er(); }
+  bool extra() const { return et() || eb() || el() || er(); }
+};
+
+Geom make_geom(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
+  const auto& s = a.get<I64s>("stride");
+  const auto& d = a.get<I64s>("dilation");
+  const auto& p = a.get<I64s>("pads");
+  return {x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3], y[1], y[2], a.get<int64_t>("groups"),
+          s[0], s[1], d[0], d[1], p[0], p[1], p[2], p[3]};
+}
+
+int as_int(int64_t v, const char* op) {
+  GLIA_CHECK(v >= 0 && v <= INT_MAX, ValueError, op, ": size ", v, " is too large for cuDNN");
+  return static_cast<int>(v);
+}
+
+enum class Pass { Fwd, BwdData, BwdFilter };
+
+/// The descriptors of one convolution; destroyed with it.
+struct Descs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  Descs() = default;
+  Descs(const Descs&) = delete;
+  Descs& operator=(const Descs&) = delete;
+  ~Descs() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+/// What runs a convolution of one geometry: the algorithm and the math type it ran with.
+struct Choice {
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  bool ok = true;  // false: no algorithm takes the geometry
+};
+
+/// One convolution pass on cuDNN. x / y are the padded input and the output, in NHWC or NCHW; w is
+/// KRSC or KCRS to match.
+class Conv {
+ public:
+  Conv(const Geom& g, DType t, bool nhwc, const char* op) : g_(g), f32_(t == DType::f32), nhwc_(nhwc), op_(op) {
+    cudnnDataType_t type = f32_ ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+    cudnnTensorFormat_t fmt = nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    check(cudnnCreateTensorDescriptor(&d_.x), op);
+    check(cudnnCreateTensorDescriptor(&d_.y), op);
+    check(cudnnCreateFilterDescriptor(&d_.w), op);
+    check(cudnnCreateConvolutionDescriptor(&d_.conv), op);
+    check(cudnnSetTensor4dDescriptor(d_.x, fmt, type, as_int(g.N, op), as_int(g.C, op), as_int(g.Hp(), op),
+                                     as_int(g.Wp(), op)),
+          op);
+    check(cudnnSetTensor4dDescriptor(d_.y, fmt, type, as_int(g.N, op), as_int(g.O, op), as_int(g.OH, op),
+                                     as_int(g.OW, op)),
+          op);
+    check(cudnnSetFilter4dDescriptor(d_.w, type, fmt, as_int(g.O, op), as_int(g.Cg, op), as_int(g.KH, op),
+                                     as_int(g.KW, op)),
+          op);
+    check(cudnnSetConvolution2dDescriptor(d_.conv, as_int(g.ph(), op), as_int(g.pw(), op), as_int(g.sh, op),
+                                          as_int(g.sw, op), as_int(g.dh, op), as_int(g.dw, op), CUDNN_CROSS_CORRELATION,
+                                          type),
+          op);
+    check(cudnnSetConvolutionGroupCount(d_.conv, as_int(g.G, op)), op);
+    check(cudnnSetConvolutionMathType(d_.conv, plain_math()), op);
+  }
+
+  /// False when an earlier run found no algorithm for this pass, geometry and layout.
+  bool maybe(Pass pass) const {
+    std::lock_guard<std::mutex> lock(mu());
+    auto it = cache().find(key_of(pass));
+    return it == cache().end() || it->second.ok;
+  }
+
+  /// Runs `pass` (beta = 0: the output is overwritten) with the cached or a newly chosen algorithm.
+  /// False when no algorithm takes this geometry in this layout (remembered); other errors throw.
+  bool run(Pass pass, int dev, const void* x, const void* w, const void* y, void* out) {
+    cudnnHandle_t h = cudnn(dev);
+    std::string key = key_of(pass);
+    Choice known;
+    bool hit = false;
+    {
+      std::lock_guard<std::mutex> lock(mu());
+      auto it = cache().find(key);
+      if (it != cache().end()) {
+        known = it->second;
+        hit = true;
+      }
+    }
+    if (hit) {
+      if (!known.ok) return false;
+      check(execute(pass, h, dev, known, x, w, y, out), op_);
+      return true;
+    }
+    std::vector<Choice> cands = candidates(pass, h);
+    cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+    for (const Choice& c : cands) {
+      last = execute(pass, h, dev, c, x, w, y, out);
+      if (last == CUDNN_STATUS_SUCCESS) {
+        std::lock_guard<std::mutex> lock(mu());
+        cache()[key] = c;
+        return true;
+      }
+      // Only "this algorithm does not take this geometry" moves on to the next candidate.
+      if (last != CUDNN_STATUS_NOT_SUPPORTED && last != CUDNN_STATUS_BAD_PARAM) break;
+    }
+    if (last != CUDNN_STATUS_NOT_SUPPORTED && last != CUDNN_STATUS_BAD_PARAM) check(last, op_);
+    std::lock_guard<std::mutex> lock(mu());
+    cache()[key] = Choice{0, CUDNN_DEFAULT_MATH, false};
+    return false;
+  }
+
+ private:
+  /// The math type without TF32 for float32 unless allowed (FMA kernels only); float64 has no TF32.
+  cudnnMathType_t plain_math() const { return f32_ && !allow_tf32() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH; }
+
+  bool allowed(cudnnMathType_t m) const {
+    return !f32_ || allow_tf32() || (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+  }
+
+  std::string key_of(Pass pass) const {
+    char buf[320];
+    std::snprintf(buf, sizeof buf, "%d%c%d%c:%ld,%ld,%ld,%ld:%ld,%ld,%ld,%ld:%ld,%ld:%ld,%ld,%ld,%ld,%ld,%ld,%ld",
+                  static_cast<int>(pass), f32_ ? 'f' : 'd', allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', long(g_.N),
+                  long(g_.Hp()), long(g_.Wp()), long(g_.C), long(g_.KH), long(g_.KW), long(g_.Cg), long(g_.O),
+                  long(g_.OH), long(g_.OW), long(g_.G), long(g_.sh), long(g_.sw), long(g_.dh), long(g_.dw),
+                  long(g_.ph()), long(g_.pw()));
+    return buf;
+  }
+
+  /// The heuristics' successful algorithms that keep the math type, deterministic ones first.
+  template <class Perf>
+  std::vector<Choice> filter(const Perf* perf, int n) const {
+    std::vector<Choice> det, other;
+    for (int i = 0; i < n; ++i) {
+      if (perf[i].status != CUDNN_STATUS_SUCCESS || !allowed(perf[i].mathType)) continue;
+      Choice c{static_cast<int>(perf[i].algo), allow_tf32() || !f32_ ? perf[i].mathType : plain_math(), true};
+      (perf[i].determinism == CUDNN_DETERMINISTIC ? det : other).push_back(c);
+    }
+    det.insert(det.end(), other.begin(), other.end());
+    return det;
+  }
+
+  /// The heuristics' candidates; none where cuDNN refuses the geometry in this layout.
+  std::vector<Choice> candidates(Pass pass, cudnnHandle_t h) const {
+    int n = 0;
+    auto refused = [&](cudnnStatus_t st) {
+      if (st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM) return true;
+      check(st, op_);
+      return false;
+    };
+    if (pass == Pass::Fwd) {
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      if (refused(cudnnGetConvolutionForwardAlgorithm_v7(h, d_.x, d_.w, d_.conv, d_.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                         &n, perf)))
+        return {};
+      return filter(perf, n);
+    }
+    if (pass == Pass::BwdData) {
+      cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+      if (refused(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d_.w, d_.y, d_.conv, d_.x,
+                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf)))
+        return {};
+      return filter(perf, n);
+    }
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    if (refused(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d_.x, d_.y, d_.conv, d_.w,
+                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf)))
+      return {};
+    return filter(perf, n);
+  }
+
+  /// One pass with algorithm c. Fwd: out = conv(x, w). BwdData: out (x-shaped) from y (the output
+  /// gradient) and w. BwdFilter: out (w-shaped) from x and y.
+  cudnnStatus_t execute(Pass pass, cudnnHandle_t h, int dev, const Choice& c, const void* x, const void* w,
+                        const void* y, void* out) const {
+    cudnnStatus_t st = cudnnSetConvolutionMathType(d_.conv, c.math);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    size_t ws = 0;
+    if (pass == Pass::Fwd)
+      st = cudnnGetConvolutionForwardWorkspaceSize(h, d_.x, d_.w, d_.conv, d_.y,
+                                                   static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), &ws);
+    else if (pass == Pass::BwdData)
+      st = cudnnGetConvolutionBackwardDataWorkspaceSize(h, d_.w, d_.y, d_.conv, d_.x,
+                                                        static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), &ws);
+    else
+      st = cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d_.x, d_.y, d_.conv, d_.w,
+                                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), &ws);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    Tensor space;
+    if (ws > 0) space = Tensor::empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev));
+    void* wsp = ws > 0 ? space.data_ptr() : nullptr;
+    float one_f = 1.f, zero_f = 0.f;
+    double one_d = 1.0, zero_d = 0.0;
+    const void* alpha = f32_ ? static_cast<const void*>(&one_f) : static_cast<const void*>(&one_d);
+    const void* beta = f32_ ? static_cast<const void*>(&zero_f) : static_cast<const void*>(&zero_d);
+    DeviceGuard guard(dev);
+    if (pass == Pass::Fwd)
+      return cudnnConvolutionForward(h, alpha, d_.x, x, d_.w, w, d_.conv,
+                                     static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), wsp, ws, beta, d_.y, out);
+    if (pass == Pass::BwdData)
+      return cudnnConvolutionBackwardData(h, alpha, d_.w, w, d_.y, y, d_.conv,
+                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), wsp, ws, beta, d_.x, out);
+    return cudnnConvolutionBackwardFilter(h, alpha, d_.x, x, d_.y, y, d_.conv,
+                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), wsp, ws, beta, d_.w,
+                                          out);
+  }
+
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static std::unordered_map<std::string, Choice>& cache() {
+    static std::unordered_map<std::string, Choice> c;
+    return c;
+  }
+
+  Geom g_;
+  bool f32_, nhwc_;
+  const char* op_;
+  Descs d_;
+};
+
+/// x [N,H,W,C] with the explicit extra pads as zeros, in NHWC or NCHW.
+Tensor conv_input(const Geom& g, const Tensor& x, bool nhwc) {
+  Tensor xp = x.contiguous();
+  if (g.extra()) {
+    xp = Tensor::empty({g.N, g.Hp(), g.Wp(), g.C}, x.dtype(), x.device());
+    fill(xp, 0);
+    copy_into(x, xp.slice(1, g.et(), g.et() + g.H).slice(2, g.el(), g.el() + g.W));
+  }
+  return nhwc ? xp : xp.permute({0, 3, 1, 2}).contiguous();
+}
+
+/// The Keras kernel [KH, KW, Cg, O] as KRSC (NHWC) or KCRS (NCHW).
+Tensor conv_filter(const Tensor& w, bool nhwc) {
+  return nhwc ? w.permute({3, 0, 1, 2}).contiguous() : w.permute({3, 2, 0, 1}).contiguous();
+}
+
+/// An NHWC activation in NHWC or NCHW.
+Tensor conv_act(const Tensor& t, bool nhwc) { return nhwc ? t.contiguous() : t.permute({0, 3, 1, 2}).contiguous(); }
+
+/// Runs attempt(nhwc): NHWC first for float32, NCHW otherwise and where NHWC has no algorithm.
+template <class F>
+void in_some_layout(DType t, const char* op, const Geom& g, F&& attempt) {
+  if (t == DType::f32 && attempt(true)) return;
+  if (attempt(false)) return;
+  throw DeviceError(detail::str(op, ": cuDNN has no algorithm for input [", g.N, ", ", g.H, ", ", g.W, ", ", g.C,
+                                "] and weight [", g.KH, ", ", g.KW, ", ", g.Cg, ", ", g.O, "] with stride (", g.sh,
+                                ", ", g.sw, "), dilation (", g.dh, ", ", g.dw, "), groups ", g.G));
+}
+
+void conv_forward_kernel(KernelContext& k) {
+  const Tensor& y = k.output();
+  const char* op = k.name();
+  launch::Dt d = float_dt(y.dtype(), op);
+  bool has_bias = k.num_inputs() > 2;
+  bool relu = k.attrs().has("activation");
+  Geom g = make_geom(k.input(0).shape(), k.input(1).shape(), y.shape(), k.attrs());
+  if (y.numel() == 0) return;
+  no_grad guard;  // layout copies are temporaries
+  int dev = y.device().index;
+  Tensor bias = has_bias ? input_as(k, 2, y.dtype()).contiguous() : Tensor();
+  if (g.C == 0 || g.KH * g.KW == 0) {  // nothing to sum: the bias or zeros
+    fill(y, 0);
+  } else {
+    in_some_layout(y.dtype(), op, g, [&](bool nhwc) {
+      Conv conv(g, y.dtype(), nhwc, op);
+      if (!conv.maybe(Pass::Fwd)) return false;
+      Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
+      Tensor out = nhwc ? y : Tensor::empty({g.N, g.O, g.OH, g.OW}, y.dtype(), y.device());
+      if (!conv.run(Pass::Fwd, dev, ptr(x), ptr(w), nullptr, ptr(out))) return false;
+      if (!nhwc) copy_into(out.permute({0, 2, 3, 1}), y);
+      return true;
+    });
+  }
+  if (!has_bias && !relu) return;
+  DeviceGuard dg(dev);
+  // ReLU as the relu op (NaN stays NaN), not cuDNN's activation.
+  launch::bias_act(ptr(y), has_bias ? ptr(bias) : nullptr, y.numel(), g.O, relu ? launch::Act::Relu : launch::Act::None,
+                   d, stream(dev));
+  check(cudaGetLastError(), op);
+}
+
+// --- pooling
+
+launch::PoolGeom pool_geom(const Shape& x, const Shape& y, const Attrs& a) {
+  const auto& k = a.get<I64s>("kernel");
+  const auto& s = a.get<I64s>("stride");
+  const auto& p = a.get<I64s>("pads");
+  return {x[0], x[1], x[2], x[3], y[1], y[2], k[0], k[1], s[0], s[1], p[0], p[2]};
+}
+
+bool index_is_i32(const Tensor& idx, const char* op) {
+  GLIA_CHECK(idx.dtype() == DType::u8 || idx.dtype() == DType::i32, InternalError, op,
+             ": index dtype must be uint8 or int32, got ", name(idx.dtype()));
+  return idx.dtype() == DType::i32;
+}
+
+void max_forward(KernelContext& k) {
+  const Tensor &y = k.output(0), &idx = k.output(1);
+  launch::Dt d = float_dt(y.dtype(), "max_pool2d");
+  launch::PoolGeom g = pool_geom(k.input(0).shape(), y.shape(), k.attrs());
+  if (y.numel() == 0) return;
+  bool i32 = index_is_i32(idx, "max_pool2d");
+  no_grad guard;
+  Tensor x = k.input(0).contiguous();
+  int dev = y.device().index;
+  DeviceGuard dg(dev);
+  launch::max_pool_fwd(g, ptr(x), ptr(y), ptr(idx), i32, d, stream(dev));
+  check(cudaGetLastError(), "max_pool2d");
+}
+
+/// max_pool2d_backward (kGather false: input 0 is the pooled gradient, the output input-shaped) and
+/// max_pool2d_gather (input 0 input-shaped, the output pooled).
+template <bool kGather>
+void max_route(KernelContext& k) {
+  const Tensor& out = k.output();
+  const char* op = k.name();
+  launch::Dt d = float_dt(out.dtype(), op);
+  const Tensor& src_in = k.input(0);
+  launch::PoolGeom g =
+      kGather ? pool_geom(src_in.shape(), out.shape(), k.attrs()) : pool_geom(out.shape(), src_in.shape(), k.attrs());
+  if (out.numel() == 0) return;
+  no_grad guard;
+  Tensor src = input_as(k, 0, out.dtype()).contiguous();
+  Tensor idx = k.input(1).contiguous();
+  bool i32 = index_is_i32(idx, op);
+  int dev = out.device().index;
+  DeviceGuard dg(dev);
+  if constexpr (kGather)
+    launch::max_pool_gather(g, ptr(src), ptr(idx), i32, ptr(out), d, stream(dev));
+  else
+    launch::max_pool_bwd(g, ptr(src), ptr(idx), i32, ptr(out), d, stream(dev));
+  check(cudaGetLastError(), op);
+}
+
+void avg_forward(KernelContext& k) {
+  const Tensor& y = k.output();
+  launch::Dt d = float_dt(y.dtype(), "avg_pool2d");
+  launch::PoolGeom g = pool_geom(k.input(0).shape(), y.shape(), k.attrs());
+  if (y.numel() == 0) return;
+  no_grad guard;
+  Tensor x = k.input(0).contiguous();
+  int dev = y.device().index;
+  DeviceGuard dg(dev);
+  launch::avg_pool_fwd(g, ptr(x), ptr(y), d, stream(dev));
+  check(cudaGetLastError(), "avg_pool2d");
+}
+
+void avg_backward(KernelContext& k) {
+  const Tensor& gx = k.output();
+  launch::Dt d = float_dt(gx.dtype(), "avg_pool2d_backward");
+  launch::PoolGeom g = pool_geom(gx.shape(), k.input(0).shape(), k.attrs());
+  if (gx.numel() == 0) return;
+  no_grad guard;
+  Tensor gy = input_as(k, 0, gx.dtype()).contiguous();
+  int dev = gx.device().index;
+  DeviceGuard dg(dev);
+  launch::avg_pool_bwd(g, ptr(gy), ptr(gx), d, stream(dev));
+  check(cudaGetLastError(), "avg_pool2d_backward");
+}
+
+// --- batch norm
+
+/// Per-channel vectors (gamma, statistics, scale) as contiguous float64 on the output's device.
+Tensor channel_vec(const KernelContext& k, size_t i) { return input_as(k, i, DType::f64).contiguous(); }
+
+/// Scratch for the partial sums of bn_partial_sums: [P, 2, C] doubles (at least one element).
+Tensor partials(int64_t M, int64_t C, Device dev) {
+  return Tensor::empty({std::max<int64_t>(1, launch::bn_parts(M) * 2 * C)}, DType::f64, dev);
+}
+
+void bn_train_forward(KernelContext& k) {
+  const Tensor &y = k.output(0), &mean_out = k.output(1), &invstd_out = k.output(2), &var_out = k.output(3);
+  launch::Dt d = float_dt(y.dtype(), "batch_norm");
+  no_grad guard;
+  Tensor x = k.input(0).contiguous();
+  int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
+  if (C == 0) return;
+  double eps = k.attr<double>("eps");
+  Tensor gamma = channel_vec(k, 1), beta = channel_vec(k, 2);
+  Device dev = y.device();
+  Tensor part = partials(M, C, dev);
+  Tensor stats = Tensor::empty({5 * C}, DType::f64, dev);  // mean, invstd, var, scale, shift
+  {
+    DeviceGuard dg(dev.index);
+    cudaStream_t s = stream(dev.index);
+    launch::bn_partial_sums(ptr(x), nullptr, nullptr, M, C, static_cast<double*>(ptr(part)), d, s);
+    check(cudaGetLastError(), "batch_norm (sums)");
+    launch::bn_train_finish(dptr(part), launch::bn_parts(M), ptr(x), d, dptr(gamma), dptr(beta), M, C, eps,
+                            static_cast<double*>(ptr(stats)), s);
+    check(cudaGetLastError(), "batch_norm (statistics)");
+    launch::channel_affine(ptr(x), dptr(stats) + 3 * C, dptr(stats) + 4 * C, ptr(y), M, C, d, s);
+    check(cudaGetLastError(), "batch_norm");
+  }
+  copy_into(stats.slice(0, 0, C), mean_out);
+  copy_into(stats.slice(0, C, 2 * C), invstd_out);
+  copy_into(stats.slice(0, 2 * C, 3 * C), var_out);
+}
+
+void bn_backward(KernelContext& k) {
+  const Tensor &dx = k.output(0), &dgamma = k.output(1), &dbeta = k.output(2);
+  launch::Dt d = float_dt(dx.dtype(), "batch_norm_backward");
+  no_grad guard;
+  Tensor x = k.input(1).contiguous();
+  int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
+  if (C == 0) return;
+  Tensor g = input_as(k, 0, x.dtype()).contiguous();
+  Tensor mean = channel_vec(k, 2), invstd = channel_vec(k, 3), gamma = channel_vec(k, 4);
+  Device dev = dx.device();
+  Tensor part = partials(M, C, dev);
+  Tensor coef = Tensor::empty({5 * C}, DType::f64, dev);  // dgamma, dbeta, then dx = g a + x b + d
+  {
+    DeviceGuard dg(dev.index);
+    cudaStream_t s = stream(dev.index);
+    launch::bn_partial_sums(ptr(x), ptr(g), dptr(mean), M, C, static_cast<double*>(ptr(part)), d, s);
+    check(cudaGetLastError(), "batch_norm_backward (sums)");
+    launch::bn_backward_finish(dptr(part), launch::bn_parts(M), dptr(mean), dptr(invstd), dptr(gamma), M, C,
+                               static_cast<double*>(ptr(coef)), s);
+    check(cudaGetLastError(), "batch_norm_backward (coefficients)");
+    const double* cp = dptr(coef);
+    launch::channel_affine2(ptr(g), ptr(x), cp + 2 * C, cp + 3 * C, cp + 4 * C, ptr(dx), M, C, d, s);
+    check(cudaGetLastError(), "batch_norm_backward");
+  }
+  copy_into(coef.slice(0, 0, C), dgamma);
+  copy_into(coef.slice(0, C, 2 * C), dbeta);
+}
+
+void bn_apply(KernelContext& k) {
+  const Tensor& y = k.output();
+  launch::Dt d = float_dt(y.dtype(), "batch_norm");
+  no_grad guard;
+  Tensor x = k.input(0).contiguous();
+  int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
+  if (M == 0) return;
+  Tensor scale = channel_vec(k, 1), shift = channel_vec(k, 2);
+  int dev = y.device().index;
+  DeviceGuard dg(dev);
+  launch::channel_affine(ptr(x), dptr(scale), dptr(shift), ptr(y), M, C, d, stream(dev));
+  check(cudaGetLastError(), "batch_norm");
+}
+
+// --- matmul_fused: the CUDA matmul kernel (cuBLAS), then bias + activation in one pass.
+
+void matmul_fused_kernel(KernelContext& k) {
+  const Tensor& out = k.output();
+  if (out.numel() == 0) return;
+  launch::Dt d = float_dt(out.dtype(), "matmul_fused");
+  const auto& act = k.attr<std::string>("activation");
+  bool approximate = k.attrs().get_or<bool>("approximate", false);
+  launch::Act a = act.empty()        ? launch::Act::None
+                  : act == "relu"    ? launch::Act::Relu
+                  : act == "tanh"    ? launch::Act::Tanh
+                  : act == "sigmoid" ? launch::Act::Sigmoid
+                  : approximate      ? launch::Act::GeluTanh
+                                     : launch::Act::Gelu;
+  no_grad guard;
+  const OpDef& mm = OpRegistry::instance().get("matmul");
+  Tensor ins[2] = {k.input(0), k.input(1)};
+  Tensor outs[1] = {out};
+  Attrs none;
+  KernelContext kc(mm, ins, outs, none);
+  (*mm.kernel_for(DeviceType::CUDA))(kc);
+  bool has_bias = k.num_inputs() > 2;
+  if (!has_bias && a == launch::Act::None) return;
+  Tensor bias = has_bias ? input_as(k, 2, out.dtype()).contiguous() : Tensor();
+  int dev = out.device().index;
+  DeviceGuard dg(dev);
+  launch::bias_act(ptr(out), has_bias ? ptr(bias) : nullptr, out.numel(), out.shape().back(), a, d, stream(dev));
+  check(cudaGetLastError(), "matmul_fused");
+}
+
+}  // namespace
+
+GLIA_KERNEL(conv2d, CUDA, conv_forward_kernel);
+GLIA_KERNEL(conv2d_bias, CUDA, conv_forward_kernel);
+GLIA_KERNEL(conv2d_fused, CUDA, conv_forward_kernel);
+
+GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
+  const Tensor& gx = k.output();
+  const char* op = "conv2d_input_grad";
+  float_dt(gx.dtype(), op);
+  const Tensor &gy = k.input(0), &w = k.input(1);
+  Geom g = make_geom(gx.shape(), w.shape(), gy.shape(), k.attrs());
+  if (gx.numel() == 0) return;
+  if (gy.numel() == 0 || g.O == 0) {
+    fill(gx, 0);
+    return;
+  }
+  no_grad guard;
+  in_some_layout(gx.dtype(), op, g, [&](bool nhwc) {
+    Conv conv(g, gx.dtype(), nhwc, op);
+    if (!conv.maybe(Pass::BwdData)) return false;
+    Tensor dy = conv_act(gy, nhwc), wf = conv_filter(w, nhwc);
+    // cuDNN writes the gradient of the padded input; directly into gx when that is gx itself.
+    bool direct = nhwc && !g.extra();
+    Tensor full = direct ? gx
+                         : Tensor::empty(nhwc ? Shape{g.N, g.Hp(), g.Wp(), g.C} : Shape{g.N, g.C, g.Hp(), g.Wp()},
+                                         gx.dtype(), gx.device());
+    if (!conv.run(Pass::BwdData, gx.device().index, nullptr, ptr(wf), ptr(dy), ptr(full))) return false;
+    if (direct) return true;
+    Tensor as_nhwc = nhwc ? full : full.permute({0, 2, 3, 1});
+    copy_into(as_nhwc.slice(1, g.et(), g.et() + g.H).slice(2, g.el(), g.el() + g.W), gx);
+    return true;
+  });
+});
+
+GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
+  const Tensor& gw = k.output();
+  const char* op = "conv2d_weight_grad";
+  float_dt(gw.dtype(), op);
+  const Tensor &x = k.input(0), &gy = k.input(1);
+  Geom g = make_geom(x.shape(), gw.shape(), gy.shape(), k.attrs());
+  if (gw.numel() == 0) return;
+  if (gy.numel() == 0) {
+    fill(gw, 0);
+    return;
+  }
+  no_grad guard;
+  in_some_layout(gw.dtype(), op, g, [&](bool nhwc) {
+    Conv conv(g, gw.dtype(), nhwc, op);
+    if (!conv.maybe(Pass::BwdFilter)) return false;
+    Tensor xin = conv_input(g, x, nhwc), dy = conv_act(gy, nhwc);
+    Tensor dw =
+        Tensor::empty(nhwc ? Shape{g.O, g.KH, g.KW, g.Cg} : Shape{g.O, g.Cg, g.KH, g.KW}, gw.dtype(), gw.device());
+    if (!conv.run(Pass::BwdFilter, gw.device().index, ptr(xin), nullptr, ptr(dy), ptr(dw))) return false;
+    copy_into(nhwc ? dw.permute({1, 2, 3, 0}) : dw.permute({2, 3, 1, 0}), gw);
+    return true;
+  });
+});
+
+GLIA_KERNEL(max_pool2d, CUDA, max_forward);
+GLIA_KERNEL(max_pool2d_backward, CUDA, max_route<false>);
+GLIA_KERNEL(max_pool2d_gather, CUDA, max_route<true>);
+GLIA_KERNEL(avg_pool2d, CUDA, avg_forward);
+GLIA_KERNEL(avg_pool2d_backward, CUDA, avg_backward);
+
+GLIA_KERNEL(batch_norm_train, CUDA, bn_train_forward);
+GLIA_KERNEL(batch_norm_backward, CUDA, bn_backward);
+GLIA_KERNEL(batch_norm_apply, CUDA, bn_apply);
+
+GLIA_KERNEL(matmul_fused, CUDA, matmul_fused_kernel);
+
+}  // namespace glia::cuda

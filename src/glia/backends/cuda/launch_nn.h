@@ -1,0 +1,56 @@
+// The interface between conv_ops.cpp and nn.cu: the own kernels of the neural-network ops (pooling,
+// batch-norm reductions and affine passes, the bias + activation epilogue). Plain types only.
+// Every pointer is to contiguous memory; Dt is F32 or F64 (the launchers return false otherwise).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "launch.h"
+
+namespace glia::cuda::launch {
+
+enum class Act : int { None, Relu, Tanh, Sigmoid, Gelu, GeluTanh };
+
+/// y[i] = act(y[i] + bias[i % C]) in place over n elements; bias null: no bias.
+bool bias_act(void* y, const void* bias, int64_t n, int64_t C, Act act, Dt dt, cudaStream_t s);
+
+/// One pooling over NHWC: x [N,H,W,C], y [N,OH,OW,C], window KHxKW, stride, top / left pads.
+struct PoolGeom {
+  int64_t N, H, W, C, OH, OW, KH, KW, sh, sw, pt, pl;
+};
+
+/// y = max over each window, idx = the window position kh * KW + kw of the max (uint8, or int32 if idx32).
+bool max_pool_fwd(const PoolGeom& g, const void* x, void* y, void* idx, bool idx32, Dt dt, cudaStream_t s);
+/// gx[cell] = sum of gy over the windows whose idx names the cell (gx is input-shaped).
+bool max_pool_bwd(const PoolGeom& g, const void* gy, const void* idx, bool idx32, void* gx, Dt dt, cudaStream_t s);
+/// y[out] = x[the cell idx names] (y is pooled-shaped).
+bool max_pool_gather(const PoolGeom& g, const void* x, const void* idx, bool idx32, void* y, Dt dt, cudaStream_t s);
+/// y = mean over the window's cells inside the input.
+bool avg_pool_fwd(const PoolGeom& g, const void* x, void* y, Dt dt, cudaStream_t s);
+/// The adjoint of avg_pool_fwd: gx input-shaped.
+bool avg_pool_bwd(const PoolGeom& g, const void* gy, void* gx, Dt dt, cudaStream_t s);
+
+/// The number of row blocks a per-channel reduction over M rows is split into (fixed by M alone, so
+/// the summation order, and with it the result, is the same on every run).
+int64_t bn_parts(int64_t M);
+/// Partial per-channel sums over rows of x [M, C] into part [P, 2, C] (double), P = bn_parts(M).
+/// g null: sums of (x - x[0, c]) and its square (batch-norm training statistics). Otherwise sums of
+/// g and g * (x - mean[c]) (the backward), g of x's dtype, mean double.
+bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M, int64_t C, double* part, Dt dt,
+                     cudaStream_t s);
+/// From the training partial sums: out [5, C] = mean, invstd, biased var, and the affine y = x a + b.
+bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const double* gamma, const double* beta,
+                     int64_t M, int64_t C, double eps, double* out, cudaStream_t s);
+/// From the backward partial sums: out [5, C] = dgamma, dbeta, and dx = g a + x b + d as a, b, d.
+void bn_backward_finish(const double* part, int64_t P, const double* mean, const double* invstd, const double* gamma,
+                        int64_t M, int64_t C, double* out, cudaStream_t s);
+/// y[r, c] = x[r, c] a[c] + b[c] over [M, C].
+bool channel_affine(const void* x, const double* a, const double* b, void* y, int64_t M, int64_t C, Dt dt,
+                    cudaStream_t s);
+/// y[r, c] = g[r, c] a[c] + x[r, c] b[c] + d[c] over [M, C].
+bool channel_affine2(const void* g, const void* x, const double* a, const double* b, const double* d, void* y,
+                     int64_t M, int64_t C, Dt dt, cudaStream_t s);
+
+}  // namespace glia::cuda::launch

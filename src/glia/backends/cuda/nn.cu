@@ -1,0 +1,418 @@
+// CUDA kernels of the neural-network ops that cuDNN does not cover with the CPU's semantics:
+// pooling (the CPU's window-position index and NaN rule; count-exclude-pad averages), batch-norm
+// statistics (deterministic per-channel sums in double over fixed row blocks, then a fixed-order
+// combine), the per-channel affine passes, and the bias + activation epilogue of fused ops.
+// Backward pooling is a gather per input cell over the windows that contain it, in the CPU's
+// window order: no atomics, so results are deterministic.
+#include <cstdint>
+#include <type_traits>
+
+#include "device.cuh"
+#include "launch_nn.h"
+
+namespace glia::cuda::launch {
+namespace {
+
+// --- bias + activation
+
+template <class T>
+__device__ __forceinline__ T activate(T x, Act act) {
+  switch (act) {
+    case Act::None:
+      return x;
+    case Act::Relu:
+      return x < T(0) ? T(0) : x;  // NaN stays NaN, as the relu op
+    case Act::Tanh:
+      return tanh(x);
+    case Act::Sigmoid: {
+      T e = exp(-fabs(x));
+      T r = T(1) / (T(1) + e);
+      return x < T(0) ? e * r : r;
+    }
+    case Act::Gelu:
+      return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752)));
+    case Act::GeluTanh: {
+      T inner = T(0.7978845608028654) * (x + T(0.044715) * x * x * x);
+      return T(0.5) * x * (T(1) + tanh(inner));
+    }
+  }
+  return x;
+}
+
+template <class T>
+__global__ void bias_act_kernel(T* y, const T* bias, int64_t n, int64_t C, Act act) {
+  GLIA_CUDA_LOOP(i, n) {
+    T v = y[i];
+    if (bias) v += bias[i % C];
+    y[i] = activate(v, act);
+  }
+}
+
+// --- pooling
+
+/// The output rows (or columns) whose windows contain input row i: [lo, hi], empty when lo > hi.
+__device__ __forceinline__ void covering(int64_t i, int64_t pad, int64_t K, int64_t stride, int64_t O, int64_t& lo,
+                                         int64_t& hi) {
+  int64_t first = i + pad - K + 1;  // a window starting at o * stride - pad covers i iff first <= o * stride <= i + pad
+  lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  hi = (i + pad) / stride;  // i + pad >= 0
+  if (hi > O - 1) hi = O - 1;
+}
+
+template <class T, class I>
+__global__ void max_fwd_kernel(PoolGeom g, const T* x, T* y, I* idx, int64_t total) {
+  GLIA_CUDA_LOOP(o, total) {
+    int64_t c = o % g.C, r = o / g.C;
+    int64_t ow = r % g.OW;
+    r /= g.OW;
+    int64_t oh = r % g.OH, n = r / g.OH;
+    int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
+    int64_t khl = ih0 < 0 ? -ih0 : 0, kwl = iw0 < 0 ? -iw0 : 0;
+    int64_t khh = g.H - ih0 < g.KH ? g.H - ih0 : g.KH, kwh = g.W - iw0 < g.KW ? g.W - iw0 : g.KW;
+    const T* base = x + n * g.H * g.W * g.C + c;
+    T m = base[((ih0 + khl) * g.W + iw0 + kwl) * g.C];
+    int64_t best = khl * g.KW + kwl;
+    // A strictly greater value or any NaN takes the place (the CPU's rule: the last NaN wins).
+    for (int64_t kh = khl; kh < khh; ++kh)
+      for (int64_t kw = kwl; kw < kwh; ++kw) {
+        T v = base[((ih0 + kh) * g.W + iw0 + kw) * g.C];
+        if (v > m || isnan(v)) {
+          m = v;
+          best = kh * g.KW + kw;
+        }
+      }
+    y[o] = m;
+    idx[o] = static_cast<I>(best);
+  }
+}
+
+template <class T, class I>
+__global__ void max_bwd_kernel(PoolGeom g, const T* gy, const I* idx, T* gx, int64_t total) {
+  GLIA_CUDA_LOOP(i, total) {
+    int64_t c = i % g.C, r = i / g.C;
+    int64_t iw = r % g.W;
+    r /= g.W;
+    int64_t ih = r % g.H, n = r / g.H;
+    int64_t ohl, ohh, owl, owh;
+    covering(ih, g.pt, g.KH, g.sh, g.OH, ohl, ohh);
+    covering(iw, g.pl, g.KW, g.sw, g.OW, owl, owh);
+    T acc = T(0);
+    for (int64_t oh = ohl; oh <= ohh; ++oh)
+      for (int64_t ow = owl; ow <= owh; ++ow) {
+        int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
+        int64_t pos = (ih - (oh * g.sh - g.pt)) * g.KW + (iw - (ow * g.sw - g.pl));
+        if (static_cast<int64_t>(idx[o]) == pos) acc += gy[o];
+      }
+    gx[i] = acc;
+  }
+}
+
+template <class T, class I>
+__global__ void max_gather_kernel(PoolGeom g, const T* x, const I* idx, T* y, int64_t total) {
+  GLIA_CUDA_LOOP(o, total) {
+    int64_t c = o % g.C, r = o / g.C;
+    int64_t ow = r % g.OW;
+    r /= g.OW;
+    int64_t oh = r % g.OH, n = r / g.OH;
+    int64_t k = static_cast<int64_t>(idx[o]);
+    int64_t ih = oh * g.sh - g.pt + k / g.KW, iw = ow * g.sw - g.pl + k % g.KW;
+    // An index from max_pool2d always names a cell inside the input; a foreign one reads zero.
+    y[o] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((n * g.H + ih) * g.W + iw) * g.C + c] : T(0);
+  }
+}
+
+/// The number of the window's cells inside the input (count_include_pad = false, as the CPU).
+__device__ __forceinline__ int64_t window_count(const PoolGeom& g, int64_t oh, int64_t ow) {
+  int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
+  int64_t h0 = ih0 < 0 ? 0 : ih0, h1 = ih0 + g.KH < g.H ? ih0 + g.KH : g.H;
+  int64_t w0 = iw0 < 0 ? 0 : iw0, w1 = iw0 + g.KW < g.W ? iw0 + g.KW : g.W;
+  return (h1 - h0) * (w1 - w0);
+}
+
+template <class T>
+__global__ void avg_fwd_kernel(PoolGeom g, const T* x, T* y, int64_t total) {
+  GLIA_CUDA_LOOP(o, total) {
+    int64_t c = o % g.C, r = o / g.C;
+    int64_t ow = r % g.OW;
+    r /= g.OW;
+    int64_t oh = r % g.OH, n = r / g.OH;
+    int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
+    int64_t h0 = ih0 < 0 ? 0 : ih0, h1 = ih0 + g.KH < g.H ? ih0 + g.KH : g.H;
+    int64_t w0 = iw0 < 0 ? 0 : iw0, w1 = iw0 + g.KW < g.W ? iw0 + g.KW : g.W;
+    const T* base = x + n * g.H * g.W * g.C + c;
+    T s = T(0);
+    for (int64_t ih = h0; ih < h1; ++ih)
+      for (int64_t iw = w0; iw < w1; ++iw) s += base[(ih * g.W + iw) * g.C];
+    y[o] = s * (T(1) / static_cast<T>((h1 - h0) * (w1 - w0)));
+  }
+}
+
+template <class T>
+__global__ void avg_bwd_kernel(PoolGeom g, const T* gy, T* gx, int64_t total) {
+  GLIA_CUDA_LOOP(i, total) {
+    int64_t c = i % g.C, r = i / g.C;
+    int64_t iw = r % g.W;
+    r /= g.W;
+    int64_t ih = r % g.H, n = r / g.H;
+    int64_t ohl, ohh, owl, owh;
+    covering(ih, g.pt, g.KH, g.sh, g.OH, ohl, ohh);
+    covering(iw, g.pl, g.KW, g.sw, g.OW, owl, owh);
+    T acc = T(0);
+    for (int64_t oh = ohl; oh <= ohh; ++oh)
+      for (int64_t ow = owl; ow <= owh; ++ow) {
+        T inv = T(1) / static_cast<T>(window_count(g, oh, ow));
+        acc += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] * inv;
+      }
+    gx[i] = acc;
+  }
+}
+
+// --- batch norm
+
+constexpr int kChan = 32;  // channels per block (one warp along C: coalesced rows)
+constexpr int kRowThreads = 8;
+constexpr int64_t kMinRowsPerPart = 256;
+constexpr int64_t kMaxParts = 1024;
+
+/// Block (kChan, kRowThreads) sums rows [p * chunk, (p + 1) * chunk) of its channels; each thread
+/// strides the rows, then thread row 0 adds the kRowThreads sums in a fixed order.
+template <class T>
+__global__ void bn_partial_kernel(const T* x, const T* g, const double* mean, int64_t M, int64_t C, int64_t chunk,
+                                  double* part) {
+  __shared__ double s1[kRowThreads][kChan], s2[kRowThreads][kChan];
+  int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
+  int64_t p = blockIdx.y;
+  int64_t r0 = p * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
+  double a1 = 0, a2 = 0;
+  if (c < C) {
+    double ref = g ? mean[c] : static_cast<double>(x[c]);  // training: shifted by row 0 (no cancellation)
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowThreads) {
+      double xv = static_cast<double>(x[r * C + c]) - ref;
+      if (g) {
+        double gv = static_cast<double>(g[r * C + c]);
+        a1 += gv;
+        a2 += gv * xv;
+      } else {
+        a1 += xv;
+        a2 += xv * xv;
+      }
+    }
+  }
+  s1[threadIdx.y][threadIdx.x] = a1;
+  s2[threadIdx.y][threadIdx.x] = a2;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < C) {
+    double t1 = 0, t2 = 0;
+    for (int k = 0; k < kRowThreads; ++k) {
+      t1 += s1[k][threadIdx.x];
+      t2 += s2[k][threadIdx.x];
+    }
+    part[(p * 2) * C + c] = t1;
+    part[(p * 2 + 1) * C + c] = t2;
+  }
+}
+
+template <class T>
+__global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x, const double* gamma,
+                                       const double* beta, int64_t M, int64_t C, double eps, double* out) {
+  GLIA_CUDA_LOOP(c, C) {
+    double t1 = 0, t2 = 0;
+    for (int64_t p = 0; p < P; ++p) {
+      t1 += part[(p * 2) * C + c];
+      t2 += part[(p * 2 + 1) * C + c];
+    }
+    double shift = M > 0 ? static_cast<double>(x[c]) : 0.0;
+    double m1 = t1 / static_cast<double>(M);
+    double mean = shift + m1;
+    double v = t2 / static_cast<double>(M) - m1 * m1;
+    double var = 0.0 < v ? v : 0.0;  // std::max(0.0, v): NaN gives 0 as on the CPU
+    double invstd = 1.0 / sqrt(var + eps);
+    double a = gamma[c] * invstd;
+    out[c] = mean;
+    out[C + c] = invstd;
+    out[2 * C + c] = var;
+    out[3 * C + c] = a;
+    out[4 * C + c] = beta[c] - mean * a;
+  }
+}
+
+__global__ void bn_backward_finish_kernel(const double* part, int64_t P, const double* mean, const double* invstd,
+                                          const double* gamma, int64_t M, int64_t C, double* out) {
+  GLIA_CUDA_LOOP(c, C) {
+    double sg = 0, sgx = 0;
+    for (int64_t p = 0; p < P; ++p) {
+      sg += part[(p * 2) * C + c];
+      sgx += part[(p * 2 + 1) * C + c];
+    }
+    double is = invstd[c], k = gamma[c] * is, Md = static_cast<double>(M);
+    double b = -k * is * is * sgx / Md;
+    out[c] = sgx * is;
+    out[C + c] = sg;
+    out[2 * C + c] = k;
+    out[3 * C + c] = b;
+    out[4 * C + c] = -k * sg / Md - b * mean[c];
+  }
+}
+
+template <class T>
+__global__ void affine_kernel(const T* x, const double* a, const double* b, T* y, int64_t n, int64_t C) {
+  GLIA_CUDA_LOOP(i, n) {
+    int64_t c = i % C;
+    y[i] = x[i] * static_cast<T>(a[c]) + static_cast<T>(b[c]);
+  }
+}
+
+template <class T>
+__global__ void affine2_kernel(const T* g, const T* x, const double* a, const double* b, const double* d, T* y,
+                               int64_t n, int64_t C) {
+  GLIA_CUDA_LOOP(i, n) {
+    int64_t c = i % C;
+    y[i] = g[i] * static_cast<T>(a[c]) + x[i] * static_cast<T>(b[c]) + static_cast<T>(d[c]);
+  }
+}
+
+/// f(T{}) for F32 / F64; false for other dtypes.
+template <class F>
+bool visit_float(Dt dt, F&& f) {
+  if (dt == F32) {
+    f(float{});
+    return true;
+  }
+  if (dt == F64) {
+    f(double{});
+    return true;
+  }
+  return false;
+}
+
+template <class F>
+bool visit_pool(Dt dt, bool idx32, F&& f) {
+  return visit_float(dt, [&](auto t) {
+    if (idx32)
+      f(t, int32_t{});
+    else
+      f(t, uint8_t{});
+  });
+}
+
+}  // namespace
+
+bool bias_act(void* y, const void* bias, int64_t n, int64_t C, Act act, Dt dt, cudaStream_t s) {
+  if (n == 0) return true;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    bias_act_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), n, C, act);
+  });
+}
+
+bool max_pool_fwd(const PoolGeom& g, const void* x, void* y, void* idx, bool idx32, Dt dt, cudaStream_t s) {
+  int64_t total = g.N * g.OH * g.OW * g.C;
+  if (total == 0) return true;
+  return visit_pool(dt, idx32, [&](auto t, auto i) {
+    using T = decltype(t);
+    using I = decltype(i);
+    max_fwd_kernel<T, I><<<blocks_for(total), kThreads, 0, s>>>(g, static_cast<const T*>(x), static_cast<T*>(y),
+                                                                static_cast<I*>(idx), total);
+  });
+}
+
+bool max_pool_bwd(const PoolGeom& g, const void* gy, const void* idx, bool idx32, void* gx, Dt dt, cudaStream_t s) {
+  int64_t total = g.N * g.H * g.W * g.C;
+  if (total == 0) return true;
+  return visit_pool(dt, idx32, [&](auto t, auto i) {
+    using T = decltype(t);
+    using I = decltype(i);
+    max_bwd_kernel<T, I><<<blocks_for(total), kThreads, 0, s>>>(g, static_cast<const T*>(gy),
+                                                                static_cast<const I*>(idx), static_cast<T*>(gx), total);
+  });
+}
+
+bool max_pool_gather(const PoolGeom& g, const void* x, const void* idx, bool idx32, void* y, Dt dt, cudaStream_t s) {
+  int64_t total = g.N * g.OH * g.OW * g.C;
+  if (total == 0) return true;
+  return visit_pool(dt, idx32, [&](auto t, auto i) {
+    using T = decltype(t);
+    using I = decltype(i);
+    max_gather_kernel<T, I><<<blocks_for(total), kThreads, 0, s>>>(
+        g, static_cast<const T*>(x), static_cast<const I*>(idx), static_cast<T*>(y), total);
+  });
+}
+
+bool avg_pool_fwd(const PoolGeom& g, const void* x, void* y, Dt dt, cudaStream_t s) {
+  int64_t total = g.N * g.OH * g.OW * g.C;
+  if (total == 0) return true;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    avg_fwd_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(g, static_cast<const T*>(x), static_cast<T*>(y), total);
+  });
+}
+
+bool avg_pool_bwd(const PoolGeom& g, const void* gy, void* gx, Dt dt, cudaStream_t s) {
+  int64_t total = g.N * g.H * g.W * g.C;
+  if (total == 0) return true;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    avg_bwd_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(g, static_cast<const T*>(gy), static_cast<T*>(gx), total);
+  });
+}
+
+int64_t bn_parts(int64_t M) {
+  if (M <= 0) return 0;
+  int64_t P = (M + kMinRowsPerPart - 1) / kMinRowsPerPart;
+  if (P > kMaxParts) P = kMaxParts;
+  int64_t chunk = (M + P - 1) / P;
+  return (M + chunk - 1) / chunk;
+}
+
+bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M, int64_t C, double* part, Dt dt,
+                     cudaStream_t s) {
+  int64_t P = bn_parts(M);
+  if (P == 0 || C == 0) return dt == F32 || dt == F64;
+  int64_t chunk = (M + P - 1) / P;
+  dim3 grid(static_cast<unsigned>((C + kChan - 1) / kChan), static_cast<unsigned>(P));
+  dim3 block(kChan, kRowThreads);
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    bn_partial_kernel<T>
+        <<<grid, block, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(g), mean, M, C, chunk, part);
+  });
+}
+
+bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const double* gamma, const double* beta,
+                     int64_t M, int64_t C, double eps, double* out, cudaStream_t s) {
+  if (C == 0) return dt == F32 || dt == F64;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    bn_train_finish_kernel<T>
+        <<<blocks_for(C), kThreads, 0, s>>>(part, P, static_cast<const T*>(x), gamma, beta, M, C, eps, out);
+  });
+}
+
+void bn_backward_finish(const double* part, int64_t P, const double* mean, const double* invstd, const double* gamma,
+                        int64_t M, int64_t C, double* out, cudaStream_t s) {
+  if (C == 0) return;
+  bn_backward_finish_kernel<<<blocks_for(C), kThreads, 0, s>>>(part, P, mean, invstd, gamma, M, C, out);
+}
+
+bool channel_affine(const void* x, const double* a, const double* b, void* y, int64_t M, int64_t C, Dt dt,
+                    cudaStream_t s) {
+  int64_t n = M * C;
+  if (n == 0) return dt == F32 || dt == F64;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    affine_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), a, b, static_cast<T*>(y), n, C);
+  });
+}
+
+bool channel_affine2(const void* g, const void* x, const double* a, const double* b, const double* d, void* y,
+                     int64_t M, int64_t C, Dt dt, cudaStream_t s) {
+  int64_t n = M * C;
+  if (n == 0) return dt == F32 || dt == F64;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    affine2_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(g), static_cast<const T*>(x), a, b, d,
+                                                         static_cast<T*>(y), n, C);
+  });
+}
+
+}  // namespace glia::cuda::launch

@@ -1,0 +1,420 @@
+// The CUDA kernels of convolution (cuDNN), pooling, batch norm and matmul_fused against the CPU
+// kernels on the same random inputs: forward and gradients, float32 and float64, strides, 'same' /
+// 'valid' / asymmetric padding, dilation, groups, views, size-1 and empty cases. They need a GPU and
+// skip without one.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cuda/cuda_testing.h"
+#include "glia/core/cuda.h"
+#include "glia/glia.h"
+#include "glia/ops/op.h"
+#include "testing.h"
+
+namespace glia {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace glia::cuda_testing;
+using I64s = std::vector<int64_t>;
+
+const OpDef& op(const char* name) { return OpRegistry::instance().get(name); }
+
+double conv_rtol(DType dt) { return dt == DType::f32 ? 1e-4 : 1e-10; }
+double conv_atol(DType dt) { return dt == DType::f32 ? 1e-4 : 1e-10; }
+
+/// One convolution configuration: input [N, H, W, C], kernel KHxKW, Cout, options.
+struct ConvCase {
+  int64_t N, H, W, C, KH, KW, O;
+  Conv2dOptions o;
+  std::string str() const {
+    return "N" + std::to_string(N) + " " + std::to_string(H) + "x" + std::to_string(W) + "x" + std::to_string(C) +
+           " k" + std::to_string(KH) + "x" + std::to_string(KW) + " O" + std::to_string(O) + " s" +
+           std::to_string(o.stride[0]) + std::to_string(o.stride[1]) + " d" + std::to_string(o.dilation[0]) +
+           std::to_string(o.dilation[1]) + " g" + std::to_string(o.groups) + " " + o.padding.mode;
+  }
+};
+
+Conv2dOptions opts(std::array<int64_t, 2> s, Padding2d p, std::array<int64_t, 2> d = {1, 1}, int64_t g = 1) {
+  return {.stride = s, .padding = p, .dilation = d, .groups = g};
+}
+
+std::vector<ConvCase> conv_cases() {
+  return {
+      {1, 5, 7, 3, 1, 1, 4, opts({1, 1}, Padding2d::valid())},
+      {3, 7, 6, 4, 3, 3, 5, opts({1, 1}, Padding2d::same())},
+      {3, 8, 9, 4, 3, 3, 6, opts({2, 2}, Padding2d::same())},  // 'same' with stride 2: asymmetric pads
+      {2, 9, 8, 3, 5, 5, 2, opts({1, 2}, Padding2d::valid())},
+      {1, 11, 10, 2, 5, 5, 3, opts({2, 1}, Padding2d::same())},
+      {2, 9, 9, 4, 3, 3, 4, opts({1, 1}, Padding2d::same(), {2, 2})},         // dilation
+      {3, 10, 7, 3, 3, 2, 4, opts({1, 1}, Padding2d::valid(), {2, 1})},       // dilation, odd kernel
+      {2, 6, 7, 6, 3, 3, 4, opts({1, 1}, Padding2d::same(), {1, 1}, 2)},      // groups
+      {1, 7, 7, 4, 3, 3, 4, opts({2, 2}, Padding2d::valid(), {1, 1}, 4)},     // depthwise
+      {2, 6, 5, 3, 2, 2, 3, opts({1, 1}, Padding2d::same())},                 // even kernel: pad after only
+      {1, 6, 6, 2, 3, 3, 3, opts({1, 1}, Padding2d::explicit_(2, 0, 0, 1))},  // explicit asymmetric
+      {3, 1, 1, 5, 1, 1, 1, opts({1, 1}, Padding2d::valid())},                // size-1 everything
+  };
+}
+
+// conv2d (with and without bias) against the CPU kernel, on contiguous and permuted inputs.
+TEST(CudaConv, ForwardMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const ConvCase& c : conv_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
+      Tensor b = rnd({c.O}, dt);
+      auto o = c.o;
+      EXPECT_TRUE(
+          same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, conv_rtol(dt), conv_atol(dt)))
+          << c.str() << " " << name(dt);
+      EXPECT_TRUE(
+          same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, conv_rtol(dt), conv_atol(dt)))
+          << c.str() << " bias " << name(dt);
+      // A view: x stored as [N, C, H, W] and permuted to NHWC; the weight transposed from [KW, KH, ...].
+      Tensor xs = x.permute({0, 3, 1, 2}).contiguous(), ws = w.permute({1, 0, 2, 3}).contiguous();
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return conv2d(v[0].permute({0, 2, 3, 1}), v[1].permute({1, 0, 2, 3}), v[2], o);
+          },
+          {xs, ws, b}, conv_rtol(dt), conv_atol(dt)))
+          << c.str() << " views " << name(dt);
+    }
+}
+
+// Gradients of conv2d with bias (conv2d_input_grad, conv2d_weight_grad, the bias sum) on the GPU.
+TEST(CudaConv, GradientsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const ConvCase& c : conv_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
+      Tensor b = rnd({c.O}, dt);
+      auto o = c.o;
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2},
+                                    conv_rtol(dt), conv_atol(dt)))
+          << c.str() << " " << name(dt);
+    }
+}
+
+// The backward ops called directly, and their own gradients (double backward runs conv2d,
+// conv2d_input_grad and conv2d_weight_grad on the GPU).
+TEST(CudaConv, BackwardOpsAndDoubleBackward) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const ConvCase& c : conv_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
+      Shape ys = conv2d(x, w, Tensor(), c.o).shape();
+      Tensor gy = rnd(ys, dt);
+      auto o = c.o;
+      Shape xs = x.shape(), wsh = w.shape();
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, conv_rtol(dt),
+                              conv_atol(dt)))
+          << c.str() << " input grad " << name(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, conv_rtol(dt),
+                              conv_atol(dt)))
+          << c.str() << " weight grad " << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, {0, 1},
+                                    conv_rtol(dt), conv_atol(dt)))
+          << c.str() << " d(input grad) " << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, {0, 1},
+                                    conv_rtol(dt), conv_atol(dt)))
+          << c.str() << " d(weight grad) " << name(dt);
+    }
+}
+
+// conv2d_fused (made by graph fusion): bias then ReLU; NaN stays NaN as with the relu op.
+TEST(CudaConv, FusedReluKeepsNaN) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64}) {
+    Tensor x = rnd({2, 6, 5, 3}, dt), w = rnd({3, 3, 3, 4}, dt), b = rnd({4}, dt);
+    {
+      no_grad guard;
+      x.select(0, 1).select(0, 2).select(0, 2).fill_(std::numeric_limits<double>::quiet_NaN());
+    }
+    Attrs a{{"stride", I64s{2, 1}},
+            {"dilation", I64s{1, 1}},
+            {"pads", I64s{0, 1, 1, 1}},
+            {"groups", int64_t{1}},
+            {"activation", std::string("relu")}};
+    EXPECT_TRUE(same_on_gpu(
+        [&](auto& v) {
+          return call(op("conv2d_fused"), {v[0], v[1], v[2]}, a);
+        },
+        {x, w, b}, conv_rtol(dt), conv_atol(dt)))
+        << name(dt);
+    EXPECT_TRUE(same_on_gpu(
+        [&](auto& v) {
+          return call(op("conv2d_fused"), {v[0], v[1]}, a);
+        },
+        {x, w}, conv_rtol(dt), conv_atol(dt)))
+        << name(dt);
+  }
+}
+
+TEST(CudaConv, EmptyBatchAndTf32Toggle) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = rnd({0, 5, 5, 3}, DType::f32), w = rnd({3, 3, 3, 2}, DType::f32), b = rnd({2}, DType::f32);
+  Tensor y = conv2d(x.to(kGpu), w.to(kGpu), b.to(kGpu), opts({1, 1}, Padding2d::same()));
+  EXPECT_EQ(y.shape(), (Shape{0, 5, 5, 2}));
+  Tensor gw = conv2d_weight_grad(x.to(kGpu), zeros({0, 5, 5, 2}, {.device = kGpu}), {3, 3, 3, 2},
+                                 opts({1, 1}, Padding2d::same()));
+  EXPECT_TRUE(testing::all_close(gw.to(Device::cpu()), zeros({3, 3, 3, 2}), 0, 0));
+  // With TF32 allowed the result is close to the CPU's at TF32 precision (and the algorithm cache
+  // keeps the two settings apart).
+  Tensor x2 = rnd({2, 9, 9, 8}, DType::f32), w2 = rnd({3, 3, 8, 8}, DType::f32);
+  bool before = cuda::allow_tf32();
+  cuda::set_allow_tf32(true);
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return conv2d(v[0], v[1]); }, {x2, w2}, 2e-2, 1e-1));
+  cuda::set_allow_tf32(false);
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return conv2d(v[0], v[1]); }, {x2, w2}, 1e-4, 1e-4));
+  cuda::set_allow_tf32(before);
+}
+
+TEST(CudaConv, UnsupportedDTypeNamesTheOp) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = rnd({1, 4, 4, 2}, DType::f32).to(DType::bf16).to(kGpu);
+  Tensor w = rnd({3, 3, 2, 2}, DType::f32).to(DType::bf16).to(kGpu);
+  try {
+    conv2d(x, w);
+    ADD_FAILURE() << "no error for bfloat16";
+  } catch (const DTypeError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("conv2d"));
+  }
+  EXPECT_THROW(max_pool2d(x), DTypeError);
+}
+
+// --- pooling
+
+struct PoolCase {
+  int64_t N, H, W, C;
+  Pool2dOptions o;
+};
+
+std::vector<PoolCase> pool_cases() {
+  return {
+      {2, 6, 8, 3, {.kernel = {2, 2}}},
+      {3, 7, 5, 4, {.kernel = {3, 3}, .stride = {1, 1}, .padding = Padding2d::same()}},
+      {1, 9, 8, 2, {.kernel = {3, 3}, .stride = {2, 2}, .padding = Padding2d::same()}},  // overlapping, asymmetric
+      {2, 7, 9, 5, {.kernel = {3, 2}, .stride = {2, 3}}},
+      {1, 5, 5, 33, {.kernel = {2, 2}, .stride = {1, 1}, .padding = Padding2d::explicit_(1, 0, 0, 1)}},
+      {3, 1, 1, 2, {.kernel = {1, 1}}},
+  };
+}
+
+/// Random values from a small set, so that windows hold ties.
+Tensor ties(IntList shape, DType dt) {
+  Tensor t = rnd(shape, DType::f64, -2, 2).contiguous();
+  double* p = t.data<double>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = std::round(p[i] * 2.0);
+  return t.to(dt);
+}
+
+/// The op attrs max_pool2d makes of o for input height H and width W ('same' resolved as Keras).
+Attrs pool_op_attrs(const Pool2dOptions& o, int64_t H, int64_t W) {
+  int64_t sh = o.stride[0] ? o.stride[0] : o.kernel[0], sw = o.stride[1] ? o.stride[1] : o.kernel[1];
+  auto pads = [&](int64_t in, int64_t k, int64_t s, int64_t before, int64_t after) -> std::pair<int64_t, int64_t> {
+    if (o.padding.mode == "valid") return {0, 0};
+    if (o.padding.mode == "explicit") return {before, after};
+    int64_t out = (in + s - 1) / s, total = std::max<int64_t>((out - 1) * s + k - in, 0);
+    return {total / 2, total - total / 2};
+  };
+  auto [t, b] = pads(H, o.kernel[0], sh, o.padding.top, o.padding.bottom);
+  auto [l, r] = pads(W, o.kernel[1], sw, o.padding.left, o.padding.right);
+  return {{"kernel", I64s{o.kernel[0], o.kernel[1]}}, {"stride", I64s{sh, sw}}, {"pads", I64s{t, b, l, r}}};
+}
+
+TEST(CudaPool, MaxValuesIndicesTiesAndNaN) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const PoolCase& c : pool_cases()) {
+      Tensor x = ties({c.N, c.H, c.W, c.C}, dt);
+      {
+        no_grad guard;  // NaN takes the max, the last NaN of a window its index
+        x.select(0, 0).select(0, 0).select(0, 0).fill_(std::numeric_limits<double>::quiet_NaN());
+        if (c.W > 1) x.select(0, 0).select(0, 0).select(0, 1).fill_(std::numeric_limits<double>::quiet_NaN());
+      }
+      Attrs a = pool_op_attrs(c.o, c.H, c.W);
+      for (size_t out : {0, 1})  // values, and the window positions (uint8), compared exactly
+        EXPECT_TRUE(
+            same_on_gpu([&](auto& v) { return dispatch(op("max_pool2d"), {v[0]}, a)[out].to(DType::f64); }, {x}, 0, 0))
+            << name(dt) << " output " << out;
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return max_pool2d(v[0].permute({0, 2, 1, 3}), c.o);
+          },
+          {x.permute({0, 2, 1, 3}).contiguous()}, 0, 0))
+          << name(dt) << " view";
+      // Ties route the gradient to the first maximum, as on the CPU.
+      auto o = c.o;
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return max_pool2d(v[0], o); }, {x}, {0}, tol(dt), 0)) << name(dt);
+    }
+  // Huge windows index with int32.
+  Tensor x = rnd({1, 20, 20, 2}, DType::f32);
+  Attrs a{{"kernel", I64s{17, 17}}, {"stride", I64s{3, 3}}, {"pads", I64s{0, 0, 0, 0}}};
+  for (size_t out : {0, 1})
+    EXPECT_TRUE(
+        same_on_gpu([&](auto& v) { return dispatch(op("max_pool2d"), {v[0]}, a)[out].to(DType::f64); }, {x}, 0, 0));
+  EXPECT_TRUE(same_grads_on_gpu(
+      [](auto& v) {
+        return max_pool2d(v[0], {.kernel = {17, 17}, .stride = {3, 3}});
+      },
+      {x}, {0}, tol(DType::f32), 0));
+}
+
+TEST(CudaPool, MaxGradientsAndGather) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const PoolCase& c : pool_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
+      auto o = c.o;
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return max_pool2d(v[0], o); }, {x}, {0}, tol(dt), 0)) << name(dt);
+      // Double backward: the gradient of max_pool2d_backward is max_pool2d_gather.
+      Tensor gy = rnd(max_pool2d(x, o).shape(), dt);
+      EXPECT_TRUE(same_grads_on_gpu(
+          [&](auto& v) {
+            Tensor xg = v[0].detach().clone();
+            xg.requires_grad_(true);
+            Tensor s = sum(max_pool2d(xg, o) * v[1]);
+            return glia::grad(s, xg, {.create_graph = true});
+          },
+          {x, gy}, {1}, tol(dt), 0))
+          << name(dt);
+    }
+}
+
+TEST(CudaPool, AverageAndGradients) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const PoolCase& c : pool_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
+      auto o = c.o;
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, tol(dt) * 10, 1e-6)) << name(dt);
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return avg_pool2d(v[0].permute({0, 2, 1, 3}), o);
+          },
+          {x.permute({0, 2, 1, 3}).contiguous()}, tol(dt) * 10, 1e-6))
+          << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, {0}, tol(dt) * 10, 1e-6))
+          << name(dt);
+    }
+}
+
+// --- batch norm
+
+TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  // Row counts below and above one reduction block (256 rows), and far above (many blocks).
+  const std::vector<Shape> shapes = {{2, 3}, {3, 5, 7, 4}, {4, 9, 11, 33}, {70001, 3}};
+  for (DType dt : {DType::f32, DType::f64})
+    for (const Shape& s : shapes) {
+      // An offset mean: the sums must not cancel.
+      Tensor x = rnd(s, dt) + 5.0;
+      int64_t C = s.back();
+      Tensor g = rnd({C}, dt), b = rnd({C}, dt);
+      for (int i = 0; i < 4; ++i)
+        EXPECT_TRUE(same_on_gpu(
+            [&](auto& v) {
+              return dispatch(op("batch_norm_train"), {v[0], v[1], v[2]}, {{"eps", 1e-3}})[i];
+            },
+            {x, g, b}, dt == DType::f32 ? 1e-4 : 1e-10, dt == DType::f32 ? 1e-5 : 1e-12))
+            << to_string(s) << " output " << i << " " << name(dt);
+    }
+}
+
+TEST(CudaBatchNorm, GradientsAndApply) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64})
+    for (const Shape& s : std::vector<Shape>{{5, 3}, {3, 5, 7, 4}, {2, 13, 17, 9}}) {
+      Tensor x = rnd(s, dt);
+      int64_t C = s.back();
+      Tensor g = rnd({C}, dt), b = rnd({C}, dt);
+      double rt = dt == DType::f32 ? 1e-4 : 1e-9, at = dt == DType::f32 ? 1e-4 : 1e-10;
+      auto train = [](const auto& v) {
+        return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
+      };
+      EXPECT_TRUE(same_grads_on_gpu(train, {x, g, b}, {0, 1, 2}, rt, at)) << to_string(s) << " " << name(dt);
+      // Double backward through batch_norm_backward (its rule uses public ops).
+      Tensor r = rnd(s, dt);
+      EXPECT_TRUE(same_grads_on_gpu(
+          [&](auto& v) {
+            Tensor xg = v[0].detach().clone();
+            xg.requires_grad_(true);
+            Tensor y = batch_norm(xg, Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
+            return glia::grad(sum(y * v[3] * y), xg, {.create_graph = true});
+          },
+          {x, g, b, r}, {1, 3}, rt * 10, at * 10))
+          << to_string(s) << " " << name(dt);
+      // Inference: batch_norm_apply with running statistics; its gradients.
+      Tensor rm = rnd({C}, dt), rv = rnd({C}, dt, 0.5, 2.0);
+      auto infer = [](auto& v) { return batch_norm(v[0], v[3], v[4], v[1], v[2], {.training = false}); };
+      EXPECT_TRUE(same_on_gpu(infer, {x, g, b, rm, rv}, rt, at)) << to_string(s) << " " << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu(infer, {x, g, b, rm, rv}, {0, 1, 2}, rt, at)) << to_string(s) << " " << name(dt);
+      // A permuted view as input.
+      Tensor xt = x.transpose(0, s.size() - 2).contiguous();
+      EXPECT_TRUE(same_grads_on_gpu(
+          [&](auto& v) {
+            return train(std::vector<Tensor>{v[0].transpose(0, static_cast<int64_t>(s.size()) - 2), v[1], v[2]});
+          },
+          {xt, g, b}, {0, 1, 2}, rt, at))
+          << to_string(s) << " view " << name(dt);
+    }
+}
+
+TEST(CudaBatchNorm, RunningStatisticsUpdateOnGpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = rnd({4, 3, 3, 5}, DType::f32);
+  auto run = [&](Device d) {
+    Tensor rm = zeros({5}, {.device = d}), rv = ones({5}, {.device = d});
+    batch_norm(x.to(d), rm, rv, Tensor(), Tensor(), {.training = true, .momentum = 0.9});
+    return std::vector<Tensor>{rm.to(Device::cpu()), rv.to(Device::cpu())};
+  };
+  auto cpu = run(Device::cpu()), gpu = run(kGpu);
+  EXPECT_TRUE(testing::all_close(gpu[0], cpu[0], 1e-5, 1e-6));
+  EXPECT_TRUE(testing::all_close(gpu[1], cpu[1], 1e-5, 1e-6));
+}
+
+// --- matmul_fused
+
+TEST(CudaMatmulFused, EveryActivationWithAndWithoutBias) {
+  SKIP_WITHOUT_GPU();
+  Tensor a = rnd({7, 5}, DType::f32), b = rnd({5, 9}, DType::f32), bias = rnd({9}, DType::f32);
+  for (const char* act : {"", "relu", "tanh", "sigmoid", "gelu"})
+    for (bool approximate : {false, true}) {
+      Attrs at{{"activation", std::string(act)}, {"approximate", approximate}};
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return call(op("matmul_fused"), {v[0], v[1], v[2]}, at);
+          },
+          {a, b, bias}, 1e-5, 1e-5))
+          << act << approximate;
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return call(op("matmul_fused"), {v[0], v[1], v[2].reshape({1, 9})}, at);
+          },
+          {a, b, bias}, 1e-5, 1e-5))
+          << act << " [1, N] bias";
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return call(op("matmul_fused"), {v[0].t(), v[1]}, at);
+          },
+          {a.t().contiguous(), b}, 1e-5, 1e-5))
+          << act << " no bias, transposed a";
+    }
+  // K = 0: the bias through the activation.
+  Attrs relu{{"activation", std::string("relu")}};
+  EXPECT_TRUE(same_on_gpu(
+      [&](auto& v) {
+        return call(op("matmul_fused"), {v[0], v[1], v[2]}, relu);
+      },
+      {zeros({4, 0}), zeros({0, 9}), bias}, 0, 0));
+}
+
+}  // namespace
+}  // namespace glia
