@@ -72,15 +72,7 @@ GLIA_KERNEL(slice_scatter, CPU, [](KernelContext& k) {
 });
 
 GLIA_KERNEL(concat, CPU, [](KernelContext& k) {
-  const Tensor& out = k.output();
-  int64_t dim = k.attr<int64_t>("dim");
-  int64_t off = 0;
-  for (size_t i = 0; i < k.num_inputs(); ++i) {
-    int64_t len = k.input(i).shape()[static_cast<size_t>(dim)];
-    if (len == 0) continue;
-    cast_copy(k.input(i), raw_slice(out, dim, off, off + len, 1));
-    off += len;
-  }
+  detail::concat_into(k, [&](size_t i, const Tensor& v) { cast_copy(k.input(i), v); });
 });
 
 GLIA_KERNEL(pad, CPU, [](KernelContext& k) {

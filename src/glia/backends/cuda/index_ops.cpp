@@ -249,16 +249,7 @@ GLIA_KERNEL(slice_scatter, CUDA, [](KernelContext& k) {
 });
 
 GLIA_KERNEL(concat, CUDA, [](KernelContext& k) {
-  const Tensor& out = k.output();
-  int64_t dim = k.attr<int64_t>("dim");
-  int64_t off = 0;
-  for (size_t i = 0; i < k.num_inputs(); ++i) {
-    int64_t len = k.input(i).shape()[static_cast<size_t>(dim)];
-    if (len == 0) continue;
-    Tensor v = raw_slice(out, dim, off, off + len, 1);
-    if (v.numel() > 0) copy_into(input_as(k, i, k.input(i).dtype()), v);
-    off += len;
-  }
+  detail::concat_into(k, [&](size_t i, const Tensor& v) { copy_into(input_as(k, i, k.input(i).dtype()), v); });
 });
 
 GLIA_KERNEL(pad, CUDA, [](KernelContext& k) {
