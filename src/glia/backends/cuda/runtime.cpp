@@ -6,11 +6,10 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <set>
-#include <unordered_map>
 #include <vector>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/block_cache.h"
 #include "glia/core/cuda.h"
 #include "glia/core/cuda_hooks.h"
 #include "glia/core/random.h"
@@ -201,197 +200,38 @@ thread_local Capture t_capture;
 
 const uint64_t* rng_slot(int index) { return t_capture.device == index ? t_capture.rng : nullptr; }
 
-// --- the caching allocator
+// --- the caching allocator (glia::detail::BlockCache) over cudaMalloc
 
 namespace {
 
-constexpr size_t kSmallLimit = size_t(1) << 20;    // requests up to 1 MiB are "small"
-constexpr size_t kSmallRound = 512;                // small requests round to 512 B
-constexpr size_t kSmallSegment = size_t(2) << 20;  // and come from 2 MiB segments
-constexpr size_t kLargeRound = size_t(2) << 20;    // large requests round to 2 MiB
-
-struct Block {
-  char* ptr = nullptr;
-  size_t size = 0;
-  bool small = false;
-  bool free = true;
-  Block* prev = nullptr;  // neighbours within one cudaMalloc segment
-  Block* next = nullptr;
-  const void* owner = nullptr;  // the CUDA Graph recorded while this block was handed out, if any
-};
-
-/// Absorbs `b`, the block right after `a` in their segment, into `a`.
-void absorb(Block* a, Block* b) {
-  a->size += b->size;
-  a->next = b->next;
-  if (b->next) b->next->prev = a;
-  delete b;
-}
-
-struct BySize {
-  bool operator()(const Block* a, const Block* b) const {
-    return a->size != b->size ? a->size < b->size : a->ptr < b->ptr;
-  }
-};
-
-/// Cached device memory. One stream per device, so a freed block can be handed out again at
-/// once: any later use of it is queued after the work that used it before.
-class CudaCachingAllocator final : public Allocator {
+class CudaSource final : public detail::MemorySource {
  public:
-  explicit CudaCachingAllocator(int index) : index_(index) {}
-
-  void* allocate(size_t nbytes) override {
-    if (nbytes == 0) return nullptr;
-    bool small = nbytes <= kSmallLimit;
-    size_t size = small ? round_up(nbytes, kSmallRound) : round_up(nbytes, kLargeRound);
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.alloc_calls;
-    auto& pool = small ? small_ : large_;
-    Block key;
-    key.size = size;
-    auto it = pool.lower_bound(&key);
-    Block* b = nullptr;
-    if (it != pool.end()) {
-      b = *it;
-      pool.erase(it);
-    } else {
-      ++stats_.system_allocs;
-      size_t seg = small ? kSmallSegment : size;
-      char* p = malloc_or_retry(seg, nbytes);
-      b = new Block{p, seg, small, true, nullptr, nullptr};
-      stats_.reserved_bytes += static_cast<int64_t>(seg);
+  explicit CudaSource(int index) : index_(index) {}
+  void* get(size_t bytes) override {
+    DeviceGuard g(index_);
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // not sticky: the cache is emptied and the request retried
+      return nullptr;
     }
-    // Split: the rest stays cached. Large blocks are only split when the rest is itself large.
-    size_t rest = b->size - size;
-    if (rest >= (small ? kSmallRound : kSmallLimit + 1)) {
-      auto* r = new Block{b->ptr + size, rest, small, true, b, b->next};
-      if (b->next) b->next->prev = r;
-      b->next = r;
-      b->size = size;
-      pool.insert(r);
-    }
-    b->free = false;
-    b->owner = capture_owner_;
-    live_[b->ptr] = b;
-    stats_.allocated_bytes += static_cast<int64_t>(b->size);
-    stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
-    return b->ptr;
+    check(e, "cudaMalloc");
+    return p;
   }
-
-  void deallocate(void* p, size_t) override {
-    if (!p) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = live_.find(p);
-    if (it == live_.end()) return;
-    Block* b = it->second;
-    live_.erase(it);
-    // A recorded graph writes this block on every replay: it stays the graph's until the graph goes.
-    if (b->owner) {
-      held_[b->owner].push_back(b);
-      return;
-    }
-    release_block(b);
+  void put(void* p) override {
+    DeviceGuard g(index_);
+    (void)cudaFree(p);
   }
-
-  /// While set, blocks handed out belong to `owner` (a graph being recorded) as well as to their tensor.
-  void set_capture_owner(const void* owner) {
-    std::lock_guard<std::mutex> lock(mu_);
-    capture_owner_ = owner;
-  }
-  /// The graph `owner` is gone: its blocks that tensors freed return to the cache; the others are
-  /// their tensors' alone.
-  void release_owner(const void* owner) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = held_.find(owner);
-    if (it != held_.end()) {
-      for (Block* b : it->second) release_block(b);
-      held_.erase(it);
-    }
-    for (auto& [ptr, b] : live_)
-      if (b->owner == owner) b->owner = nullptr;
-  }
-
-  AllocatorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-  void reset_peak() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.peak_allocated_bytes = stats_.allocated_bytes;
-  }
-  void empty_cache() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    release_cached();
+  [[noreturn]] void out_of_memory(size_t asked, const AllocatorStats& s) override {
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    throw DeviceError(detail::str("out of memory on Device::cuda(", index_, "): asked for ", asked, " bytes; Glia has ",
+                                  s.allocated_bytes, " bytes allocated and ", s.reserved_bytes,
+                                  " reserved; the GPU has ", free_b, " of ", total_b, " bytes free"));
   }
 
  private:
-  static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
-
-  void release_block(Block* b) {
-    stats_.allocated_bytes -= static_cast<int64_t>(b->size);
-    b->free = true;
-    b->owner = nullptr;
-    auto& pool = b->small ? small_ : large_;
-    // Merge with free neighbours of the same segment.
-    if (b->prev && b->prev->free) {
-      Block* a = b->prev;
-      pool.erase(a);
-      absorb(a, b);
-      b = a;
-    }
-    if (b->next && b->next->free) {
-      pool.erase(b->next);
-      absorb(b, b->next);
-    }
-    pool.insert(b);
-  }
-
-  // Frees the cached blocks that are whole segments (others share their segment with live blocks).
-  void release_cached() {
-    DeviceGuard g(index_);
-    for (auto* pool : {&small_, &large_}) {
-      for (auto it = pool->begin(); it != pool->end();) {
-        Block* b = *it;
-        if (!b->prev && !b->next) {
-          (void)cudaFree(b->ptr);
-          stats_.reserved_bytes -= static_cast<int64_t>(b->size);
-          delete b;
-          it = pool->erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-  }
-
-  char* malloc_or_retry(size_t seg, size_t asked) {
-    DeviceGuard g(index_);
-    void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, seg);
-    if (e == cudaErrorMemoryAllocation) {
-      (void)cudaGetLastError();
-      release_cached();
-      e = cudaMalloc(&p, seg);
-    }
-    if (e != cudaSuccess) {
-      (void)cudaGetLastError();
-      size_t free_b = 0, total_b = 0;
-      (void)cudaMemGetInfo(&free_b, &total_b);
-      throw DeviceError(detail::str("out of memory on Device::cuda(", index_, "): asked for ", asked,
-                                    " bytes; Glia has ", stats_.allocated_bytes, " bytes allocated and ",
-                                    stats_.reserved_bytes, " reserved; the GPU has ", free_b, " of ", total_b,
-                                    " bytes free (", cudaGetErrorString(e), ")"));
-    }
-    return static_cast<char*>(p);
-  }
-
   int index_;
-  mutable std::mutex mu_;
-  std::set<Block*, BySize> small_, large_;
-  std::unordered_map<void*, Block*> live_;
-  const void* capture_owner_ = nullptr;
-  std::unordered_map<const void*, std::vector<Block*>> held_;
-  AllocatorStats stats_;
 };
 
 }  // namespace
@@ -403,8 +243,8 @@ Allocator& cuda_allocator(int index) {
   cuda::ensure_device(index);
   // Leaked on purpose, as the CPU allocator: tensors in static objects may outlive it.
   static auto* all = [] {
-    auto* v = new std::vector<cuda::CudaCachingAllocator*>();
-    for (int i = 0; i < cuda::device_count(); ++i) v->push_back(new cuda::CudaCachingAllocator(i));
+    auto* v = new std::vector<BlockCache*>();
+    for (int i = 0; i < cuda::device_count(); ++i) v->push_back(new BlockCache(*new cuda::CudaSource(i)));
     return v;
   }();
   return *(*all)[static_cast<size_t>(index)];
@@ -511,13 +351,13 @@ class RecordedGraph final : public CudaGraph {
     if (graph_) (void)cudaGraphDestroy(graph_);
     (void)cudaFree(rng_);
     for (void* p : pinned_) (void)cudaFreeHost(p);
-    static_cast<cuda::CudaCachingAllocator&>(cuda_allocator(dev_)).release_owner(this);
+    static_cast<BlockCache&>(cuda_allocator(dev_)).release_owner(this);
   }
 
   void record(const std::function<void()>& work) {
     cudaStream_t s = cuda::stream(dev_);
     cuda::DeviceGuard g(dev_);
-    auto& alloc = static_cast<cuda::CudaCachingAllocator&>(cuda_allocator(dev_));
+    auto& alloc = static_cast<BlockCache&>(cuda_allocator(dev_));
     random::GeneratorState before = random::get_state();
     rng_start_ = before.offset;
     // The first launch draws what was reserved while recording: no shift.
