@@ -123,5 +123,24 @@ TEST(CudaRuntime, MovingATensorThatRequiresGradIsRecorded) {
   EXPECT_THAT(msg, HasSubstr("cuda"));
 }
 
+// Random draws asked for on a GPU are made there (their op runs on the device of its options),
+// never silently on the CPU; without a GPU that is the DeviceError of the first use.
+TEST(CudaRuntime, RandomDrawsAreMadeOnTheDeviceAskedFor) {
+  std::vector<std::function<Tensor()>> draws = {[] {
+                                                  return rand({2, 3}, {.device = Device::cuda(0)});
+                                                },
+                                                [] {
+                                                  return randn({2, 3}, {.device = Device::cuda(0)});
+                                                },
+                                                [] { return randint(0, 5, {4}, {.device = Device::cuda(0)}); }};
+  for (auto& draw : draws) {
+    if (cuda::is_available()) {
+      EXPECT_EQ(draw().device(), Device::cuda(0));
+    } else {
+      EXPECT_THAT(device_error([&] { draw(); }), HasSubstr("cuda(0)"));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace glia

@@ -10,6 +10,7 @@
 #include "glia/autograd/autograd.h"
 #include "glia/autograd/node.h"
 #include "glia/core/random.h"
+#include "glia/ops/device_attrs.h"
 #include "glia/ops/functions.h"
 #include "glia/ops/op.h"
 
@@ -333,10 +334,7 @@ Tensor finish(Tensor t, const TensorOptions& o) {
 Attrs random_attrs(IntList shape, const TensorOptions& o, Attrs extra) {
   extra.set("shape", shape.vec());
   extra.set("dtype", o.dtype);
-  if (!o.device.is_cpu()) {
-    extra.set("device_type", static_cast<int64_t>(o.device.type));
-    extra.set("device_index", static_cast<int64_t>(o.device.index));
-  }
+  if (!o.device.is_cpu()) detail::set_device_attrs(extra, "device_type", "device_index", o.device);
   return extra;
 }
 }  // namespace

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "glia/autograd/autograd.h"
+#include "glia/ops/device_attrs.h"
 #include "glia/ops/elementwise.h"
 #include "glia/ops/op.h"
 #include "glia/ops/reduce.h"
@@ -490,16 +491,15 @@ Tensor flip(const Tensor& x, IntList dims) {
 }
 
 // A copy to another device; its gradient is the copy back.
-Device attr_device(const Attrs& a, const char* type, const char* index) {
-  return {static_cast<DeviceType>(a.get<int64_t>(type)), static_cast<int16_t>(a.get<int64_t>(index))};
-}
 GLIA_OP(to_device)
     .inputs({"x"})
     .infer([](InferContext& c) {
-      c.set_output(c.shape(0), c.dtype(0), attr_device(c.attrs(), "device_type", "device_index"));
+      c.set_output(c.shape(0), c.dtype(0), detail::device_from_attrs(c.attrs(), "device_type", "device_index"));
     })
     .save_inputs({})
-    .grad([](GradContext& c) { return grads{c.grad_out().to(attr_device(c.attrs(), "from_type", "from_index"))}; });
+    .grad([](GradContext& c) {
+      return grads{c.grad_out().to(detail::device_from_attrs(c.attrs(), "from_type", "from_index"))};
+    });
 
 // --- Tensor methods that are views or copies
 
@@ -527,11 +527,10 @@ Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   GLIA_CHECK(!is_symbolic(), ValueError, "to: moving a symbolic (graph) tensor from ", device().str(), " to ", d.str(),
              " is not supported yet");
-  return call(op_to_device, {*this},
-              {{"device_type", static_cast<int64_t>(d.type)},
-               {"device_index", static_cast<int64_t>(d.index)},
-               {"from_type", static_cast<int64_t>(device().type)},
-               {"from_index", static_cast<int64_t>(device().index)}});
+  Attrs a;
+  detail::set_device_attrs(a, "device_type", "device_index", d);
+  detail::set_device_attrs(a, "from_type", "from_index", device());
+  return call(op_to_device, {*this}, std::move(a));
 }
 
 }  // namespace glia
