@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "glia/backends/cpu/kernel_utils.h"
+#include "glia/backends/update_operands.h"
 
 #ifndef GLIA_CPU_OPTIM_ARGS
 #define GLIA_CPU_OPTIM_ARGS
@@ -240,10 +241,6 @@ namespace {
 
 using Fn = void (*)(const Args&, int64_t, int64_t);
 
-/// Runs `fn` over the update's operands: k.input(0) is the parameter, 1 the gradient, the
-/// rest the slots, slot i going to Args::s[place[i]] (by default i). The parameter and
-/// slots are written in place; strided views (rare: a transposed leaf) go through
-/// contiguous copies that are written back.
 /// The step's learning rate and iteration count: from the step-state input [lr, iterations] when
 /// there is one (so a compiled graph reads them at run time), else from the attrs.
 std::pair<double, int64_t> lr_and_step(KernelContext& k) {
@@ -254,42 +251,30 @@ std::pair<double, int64_t> lr_and_step(KernelContext& k) {
   return {p[0], static_cast<int64_t>(p[1])};
 }
 
-/// Number of slot inputs (after param and grad, before the step state).
-size_t num_slots(KernelContext& k) {
-  return k.num_inputs() - 2 - (k.attrs().has("step_state") ? 1 : 0) - (k.attrs().has("guard") ? 1 : 0);
-}
-
 /// False when the step's guard input (a compiled step's isfinite(loss)) says to skip the update.
 bool guard_open(KernelContext& k) {
   if (!k.attrs().has("guard")) return true;
   return *static_cast<const bool*>(k.input(k.num_inputs() - 1).data_ptr());
 }
 
-void run(KernelContext& k, Args a, Fn f32, Fn f64, std::vector<int> place = {}) {
+/// Runs `fn` over the update's operands (see backends/update_operands.h): slot i goes to
+/// Args::s[place[i]]; parameter and slots are written in place.
+void run(KernelContext& k, Args a, Fn f32, Fn f64) {
+  std::vector<int> place = detail::update_slot_places(k);  // checks the slot count first
   const Tensor& w = k.input(0);
   if (w.numel() == 0) return;
   GLIA_CHECK(w.dtype() == DType::f32 || w.dtype() == DType::f64, DTypeError, k.name(),
              ": the CPU kernel takes float32 or float64 parameters, got ", name(w.dtype()));
   if (!guard_open(k)) return;
   Tensor g = k.input(1).contiguous();
-  size_t nslots = num_slots(k);
-  GLIA_CHECK(nslots <= 3, InternalError, k.name(), ": too many slots");
-  if (place.empty())
-    for (size_t i = 0; i < nslots; ++i) place.push_back(static_cast<int>(i));
-  std::vector<Tensor> targets, bufs;
-  for (size_t i = 0; i < nslots + 1; ++i) {
-    const Tensor& t = k.input(i == 0 ? 0 : i + 1);
-    targets.push_back(t);
-    bufs.push_back(t.is_contiguous() ? t : t.contiguous());
-  }
-  a.w = bufs[0].data_ptr();
+  detail::UpdateBuffers b(k);
+  a.w = b.bufs[0].data_ptr();
   a.g = g.data_ptr();
-  for (size_t i = 0; i < nslots; ++i) a.s[place[i]] = bufs[i + 1].data_ptr();
+  for (size_t i = 0; i < place.size(); ++i) a.s[place[i]] = b.bufs[i + 1].data_ptr();
   Fn fn = w.dtype() == DType::f32 ? f32 : f64;
   // About 28 bytes move per element (Adam); below ~64K elements a second thread costs more than it saves.
-  parallel_for(w.numel(), 1 << 15, [&](int64_t b, int64_t e) { fn(a, b, e); });
-  for (size_t i = 0; i < targets.size(); ++i)
-    if (!bufs[i].is_same(targets[i])) cast_copy(bufs[i], targets[i]);
+  parallel_for(w.numel(), 1 << 15, [&](int64_t b0, int64_t e) { fn(a, b0, e); });
+  b.write_back([](const Tensor& from, const Tensor& to) { cast_copy(from, to); });
 }
 
 /// The attrs every update op takes.
@@ -308,8 +293,6 @@ GLIA_KERNEL(optim_sgd_update, CPU, [](KernelContext& k) {
   Args a = common(k);
   a.momentum = k.attr<double>("momentum");
   a.nesterov = k.attr<bool>("nesterov");
-  GLIA_CHECK(num_slots(k) == (a.momentum > 0 ? 1u : 0u), InternalError, k.name(),
-             ": the momentum slot goes with momentum > 0");
   run(k, a, HWY_DYNAMIC_DISPATCH(SgdF32), HWY_DYNAMIC_DISPATCH(SgdF64));
 });
 
@@ -329,14 +312,7 @@ GLIA_KERNEL(optim_rmsprop_update, CPU, [](KernelContext& k) {
   a.rho = k.attr<double>("rho");
   a.momentum = k.attr<double>("momentum");
   a.epsilon = k.attr<double>("epsilon");
-  bool centered = k.attr<bool>("centered");
-  size_t want = 1 + (a.momentum > 0) + centered;
-  GLIA_CHECK(num_slots(k) == want, InternalError, k.name(), ": expected ", want, " slots, got ", num_slots(k));
-  // Slots arrive as velocity, [momentum], [average_gradient]; the loop takes them at fixed places.
-  std::vector<int> place{0};
-  if (a.momentum > 0) place.push_back(1);
-  if (centered) place.push_back(2);
-  run(k, a, HWY_DYNAMIC_DISPATCH(RmspropF32), HWY_DYNAMIC_DISPATCH(RmspropF64), place);
+  run(k, a, HWY_DYNAMIC_DISPATCH(RmspropF32), HWY_DYNAMIC_DISPATCH(RmspropF64));
 });
 
 GLIA_KERNEL(optim_adagrad_update, CPU, [](KernelContext& k) {

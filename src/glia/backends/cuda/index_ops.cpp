@@ -11,6 +11,7 @@
 #include "glia/backends/cuda/launch_index.h"
 #include "glia/backends/cuda/runtime.h"
 #include "glia/backends/raw_views.h"
+#include "glia/backends/update_operands.h"
 #include "glia/core/random.h"
 #include "glia/ops/op.h"
 
@@ -111,10 +112,6 @@ void random_dtype_error(KernelContext& k, DType d) {
 
 // --- optimizer updates, arranged as the CPU's optim.cpp `run`
 
-size_t num_slots(KernelContext& k) {
-  return k.num_inputs() - 2 - (k.attrs().has("step_state") ? 1 : 0) - (k.attrs().has("guard") ? 1 : 0);
-}
-
 launch::OptimArgs common(KernelContext& k) {
   launch::OptimArgs a;
   if (!k.attrs().has("step_state")) {
@@ -130,24 +127,16 @@ launch::OptimArgs common(KernelContext& k) {
 /// Launches the update. The step state [lr, iterations] and the guard stay on the device and are
 /// read by the kernel, so a captured step reads each replay's values. Strided parameters or slots
 /// go through contiguous copies that are written back.
-void run_update(KernelContext& k, launch::OptimArgs a, launch::OptRule rule, std::vector<int> place = {}) {
+void run_update(KernelContext& k, launch::OptimArgs a, launch::OptRule rule) {
+  std::vector<int> place = detail::update_slot_places(k);  // checks the slot count first
   const Tensor& w = k.input(0);
   if (w.numel() == 0) return;
   GLIA_CHECK(w.dtype() == DType::f32 || w.dtype() == DType::f64, DTypeError, k.name(),
              ": the CUDA kernel takes float32 or float64 parameters, got ", name(w.dtype()));
   no_grad guard;
-  size_t nslots = num_slots(k);
-  GLIA_CHECK(nslots <= 3, InternalError, k.name(), ": too many slots");
-  if (place.empty())
-    for (size_t i = 0; i < nslots; ++i) place.push_back(static_cast<int>(i));
   // Update ops have no outputs (they write inputs): inputs move to the parameter's device.
   Tensor g = on_device(k.input(1), w.device(), w.dtype()).contiguous();
-  std::vector<Tensor> targets, bufs;
-  for (size_t i = 0; i < nslots + 1; ++i) {
-    const Tensor& t = k.input(i == 0 ? 0 : i + 1);
-    targets.push_back(t);
-    bufs.push_back(t.is_contiguous() ? t : t.contiguous());
-  }
+  detail::UpdateBuffers b(k);
   size_t last = k.num_inputs();
   Tensor guard_t, state_t;
   if (k.attrs().has("guard")) {
@@ -159,17 +148,16 @@ void run_update(KernelContext& k, launch::OptimArgs a, launch::OptRule rule, std
     GLIA_CHECK(state_t.numel() == 2, InternalError, k.name(), ": bad step-state input");
     a.state = state_t.data<double>();
   }
-  a.w = bufs[0].data_ptr();
+  a.w = b.bufs[0].data_ptr();
   a.g = g.data_ptr();
   a.n = w.numel();
-  for (size_t i = 0; i < nslots; ++i) a.s[place[i]] = bufs[i + 1].data_ptr();
+  for (size_t i = 0; i < place.size(); ++i) a.s[place[i]] = b.bufs[i + 1].data_ptr();
   {
     DeviceGuard dg(w.device().index);
     launch::optim_update(rule, a, dt(w.dtype()), stream_of(w));
     check(cudaGetLastError(), k.name());
   }
-  for (size_t i = 0; i < targets.size(); ++i)
-    if (!bufs[i].is_same(targets[i])) copy_into(bufs[i], targets[i]);
+  b.write_back([](const Tensor& from, const Tensor& to) { copy_into(from, to); });
 }
 
 }  // namespace
@@ -405,8 +393,6 @@ GLIA_KERNEL(optim_sgd_update, CUDA, [](KernelContext& k) {
   launch::OptimArgs a = common(k);
   a.momentum = k.attr<double>("momentum");
   a.nesterov = k.attr<bool>("nesterov");
-  GLIA_CHECK(num_slots(k) == (a.momentum > 0 ? 1u : 0u), InternalError, k.name(),
-             ": the momentum slot goes with momentum > 0");
   run_update(k, a, launch::OptRule::Sgd);
 });
 
@@ -423,13 +409,7 @@ GLIA_KERNEL(optim_rmsprop_update, CUDA, [](KernelContext& k) {
   a.rho = k.attr<double>("rho");
   a.momentum = k.attr<double>("momentum");
   a.epsilon = k.attr<double>("epsilon");
-  bool centered = k.attr<bool>("centered");
-  size_t want = 1 + (a.momentum > 0) + centered;
-  GLIA_CHECK(num_slots(k) == want, InternalError, k.name(), ": expected ", want, " slots, got ", num_slots(k));
-  std::vector<int> place{0};
-  if (a.momentum > 0) place.push_back(1);
-  if (centered) place.push_back(2);
-  run_update(k, a, launch::OptRule::Rmsprop, place);
+  run_update(k, a, launch::OptRule::Rmsprop);
 });
 
 GLIA_KERNEL(optim_adagrad_update, CUDA, [](KernelContext& k) {
