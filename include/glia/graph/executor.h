@@ -76,6 +76,8 @@ class Plan {
   /// Runs the steps (the work a CUDA Graph records).
   void run_steps(const std::map<const Node*, Tensor>& variables);
   std::vector<Tensor> replay(const std::vector<Tensor>& feeds, bool copy_outputs);
+  /// Counts the run, returns the fetched tensors (copies with copy_outputs), runs the after-run hooks.
+  std::vector<Tensor> finish(const std::vector<Tensor>& fetched, bool copy_outputs);
   /// Makes the output views over the arena's current storage (growing it if it is too small).
   void bind_arena();
 

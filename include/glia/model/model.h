@@ -233,9 +233,10 @@ class Model : public Layer {
   /// that cannot run in a graph) warns once and returns false, and the model runs eagerly.
   bool trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs);
   void make_compiled_steps();
-  /// With CompileOptions::device: builds on the CPU batch if needed, moves the weights there, and
-  /// returns the batch there.
-  std::vector<Tensor> on_device(const std::vector<Tensor>& batch);
+  /// With CompileOptions::device: builds on the CPU inputs x if needed and moves the weights there.
+  void place_weights(const std::vector<Tensor>& x);
+  /// A batch there (as it is without CompileOptions::device).
+  std::vector<Tensor> on_device(const std::vector<Tensor>& batch) const;
   Tensor on_device(const Tensor& t) const;
   std::unique_ptr<Function> train_fn_, test_fn_, predict_fn_;
   bool graph_failed_ = false;

@@ -389,25 +389,24 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& feeds, const std::map<c
     return replay(feeds, copy_outputs);  // recording ran nothing: the first replay does the work
   }
   work();
-  ++runs_;
-  std::vector<Tensor> result;
-  for (Value* v : fetches_) {
-    const Tensor& t = values_[static_cast<size_t>(slot_of_.at(v))];
-    result.push_back(copy_outputs ? t.clone() : t);
-  }
+  std::vector<Tensor> fetched;
+  for (Value* v : fetches_) fetched.push_back(values_[static_cast<size_t>(slot_of_.at(v))]);
   // Keep nothing alive between runs: not the feeds, nor views of them (a reshaped batch).
   for (Tensor& t : values_) t = Tensor();
-  for (auto& f : graph_.after_run()) f();
-  return result;
+  return finish(fetched, copy_outputs);
 }
 
 std::vector<Tensor> Plan::replay(const std::vector<Tensor>& feeds, bool copy_outputs) {
   for (size_t i = 0; i < feeds.size(); ++i)
     if (!feeds[i].is_same(static_feeds_[i])) static_feeds_[i].copy_(feeds[i]);
   cuda_graph_->replay();
+  return finish(graph_fetches_, copy_outputs);
+}
+
+std::vector<Tensor> Plan::finish(const std::vector<Tensor>& fetched, bool copy_outputs) {
   ++runs_;
   std::vector<Tensor> result;
-  for (const Tensor& t : graph_fetches_) result.push_back(copy_outputs ? t.clone() : t);
+  for (const Tensor& t : fetched) result.push_back(copy_outputs ? t.clone() : t);
   for (auto& f : graph_.after_run()) f();
   return result;
 }

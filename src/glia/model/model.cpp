@@ -421,13 +421,17 @@ bool Model::to(Device d) {
   return true;
 }
 
-std::vector<Tensor> Model::on_device(const std::vector<Tensor>& batch) {
-  if (!compile_opts_.device) return batch;
+void Model::place_weights(const std::vector<Tensor>& x) {
+  if (!compile_opts_.device) return;
   if (!built() && !is_functional()) {
     no_grad g;
-    forward(batch, false);  // lazy build, on the CPU where the initializers run
+    forward(x, false);  // lazy build, on the CPU where the initializers run
   }
   to(*compile_opts_.device);
+}
+
+std::vector<Tensor> Model::on_device(const std::vector<Tensor>& batch) const {
+  if (!compile_opts_.device) return batch;
   std::vector<Tensor> out;
   for (const Tensor& t : batch) out.push_back(on_device(t));
   return out;
@@ -439,8 +443,8 @@ Tensor Model::on_device(const Tensor& t) const {
 }
 
 Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in) {
-  std::vector<Tensor> x = on_device(x_in), y;
-  for (const Tensor& t : y_in) y.push_back(on_device(t));
+  place_weights(x_in);
+  std::vector<Tensor> x = on_device(x_in), y = on_device(y_in);
   Tensor sw = on_device(sw_in);
   if (use_graph()) {
     // Weights are made on first use: build them eagerly, outside any graph.
@@ -482,8 +486,8 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
 
 Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in) {
   no_grad g;
-  std::vector<Tensor> x = on_device(x_in), y;
-  for (const Tensor& t : y_in) y.push_back(on_device(t));
+  place_weights(x_in);
+  std::vector<Tensor> x = on_device(x_in), y = on_device(y_in);
   Tensor sw = on_device(sw_in);
   bool logits = use_logits();
   if (use_graph() && (built() || is_functional())) {
@@ -506,6 +510,7 @@ Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>
 
 std::vector<Tensor> Model::predict_step(const std::vector<Tensor>& x_in) {
   no_grad g;
+  place_weights(x_in);
   std::vector<Tensor> x = on_device(x_in);
   // predict keeps every batch's result (a copy: compiled outputs alias the plan's memory), on the CPU.
   auto keep = [](std::vector<Tensor> r) {
