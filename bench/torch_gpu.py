@@ -16,6 +16,8 @@ import time
 import torch
 import torch.nn as nn
 
+import torch_models
+
 which = sys.argv[1] if len(sys.argv) > 1 else ""
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 device = torch.device(sys.argv[3] if len(sys.argv) > 3 else "cuda")
@@ -55,15 +57,10 @@ def resnet18_cifar(classes=10):
 
 
 if which == "cnn":  # the Keras CIFAR tutorial CNN on 32x32x3
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(), nn.Linear(64 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10))
+    model = torch_models.tutorial_cnn(3, 32)
     image = (3, 32, 32)
 elif which == "mlp":  # the tutorial MLP on 28x28x1
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                          nn.Linear(64, 10))
+    model = torch_models.tutorial_mlp()
     image = (1, 28, 28)
 else:
     model = resnet18_cifar()

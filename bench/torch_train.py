@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import torch_models
+
 torch.set_num_threads(2)
 torch.manual_seed(0)
 
@@ -33,14 +35,9 @@ x = x.unsqueeze(1)  # NCHW
 y = torch.from_numpy(read_idx(root + "train-labels-idx1-ubyte.gz")[:limit].astype(np.int64))
 
 if which == "cnn":  # the Keras CIFAR tutorial CNN on 28x28x1
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(), nn.Linear(64 * 3 * 3, 64), nn.ReLU(), nn.Linear(64, 10))
+    model = torch_models.tutorial_cnn(1, 28)
 else:  # the tutorial MLP
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                          nn.Linear(64, 10))
+    model = torch_models.tutorial_mlp()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 loss_fn = nn.CrossEntropyLoss()
 
