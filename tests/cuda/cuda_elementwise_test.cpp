@@ -195,8 +195,21 @@ TEST(CudaClampSignPow, DTypesNaNViewsAndGradients) {
     check_views(
         std::string("pow ") + name(dt), make, [](auto& v) { return pow(v[0], 2); }, 0, 0);
   }
+  // 16-bit floats compute in float, as on the CPU.
+  for (DType dt : {DType::bf16, DType::f16}) {
+    auto make = [&](IntList s) { return specials(s, dt); };
+    check_views(
+        std::string("clamp ") + name(dt), make, [](auto& v) { return clamp(v[0], -0.5, 0.7); }, 0, 0);
+    check_views(
+        std::string("sign ") + name(dt), make, [](auto& v) { return sign(v[0]); }, 0, 0);
+    check_views(
+        std::string("pow 3 ") + name(dt), make, [](auto& v) { return pow(v[0], 3.0); }, loose(dt), 1e-6);
+  }
   Tensor flags = rnd({3, 4}, DType::f64, 0, 2).to(DType::i64).to(DType::b8);
   EXPECT_TRUE(same_on_gpu([](auto& v) { return sign(v[0]); }, {flags}, 0, 0));
+  // bool: the bounds become bool first, as on the CPU (-1 is true).
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return clamp_min(v[0], -1); }, {flags}, 0, 0));
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return clamp_max(v[0], -1); }, {flags}, 0, 0));
 
   Tensor x = rnd({4, 5}, DType::f64), p = rnd({4, 5}, DType::f64, 0.5, 2);
   EXPECT_TRUE(same_grads_on_gpu([](auto& v) { return clamp(v[0], -0.5, 0.7); }, {x}, {0}, 1e-12));

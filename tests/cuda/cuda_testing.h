@@ -33,7 +33,12 @@ inline ::testing::AssertionResult same_on_gpu(const std::function<Tensor(const s
   for (const Tensor& t : cpu_in) gpu_in.push_back(t.to(kGpu));
   Tensor g = f(gpu_in);
   if (g.device() != kGpu) return ::testing::AssertionFailure() << "result on " << g.device().str();
-  return testing::all_close(g.to(Device::cpu()), f(cpu_in), rtol, atol);
+  Tensor c = f(cpu_in);
+  // all_close compares values only: a GPU kernel with the wrong output dtype would pass it.
+  if (g.dtype() != c.dtype())
+    return ::testing::AssertionFailure() << "dtype " << name(g.dtype()) << " on the GPU, " << name(c.dtype())
+                                         << " on the CPU";
+  return testing::all_close(g.to(Device::cpu()), c, rtol, atol);
 }
 
 /// Gradients of sum(f(inputs) * r) for a fixed random r, computed on the GPU and on the CPU, compared

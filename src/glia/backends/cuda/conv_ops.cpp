@@ -71,6 +71,17 @@ int as_int(int64_t v, const char* op) {
 
 enum class Pass { Fwd, BwdData, BwdFilter };
 
+/// cuDNN's "this algorithm / layout does not take this geometry". cuDNN 9 reports sub-codes of both
+/// categories (CUDNN_STATUS_NOT_SUPPORTED_SHAPE, CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER, ...).
+bool refusal(cudnnStatus_t st) {
+#if CUDNN_MAJOR >= 9
+  int cat = CUDNN_STATUS_CATEGORY(static_cast<int>(st));
+  return cat == CUDNN_STATUS_NOT_SUPPORTED || cat == CUDNN_STATUS_BAD_PARAM;
+#else
+  return st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM;
+#endif
+}
+
 /// The descriptors of one convolution; destroyed with it.
 struct Descs {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
@@ -159,9 +170,9 @@ class Conv {
         return true;
       }
       // Only "this algorithm does not take this geometry" moves on to the next candidate.
-      if (last != CUDNN_STATUS_NOT_SUPPORTED && last != CUDNN_STATUS_BAD_PARAM) break;
+      if (!refusal(last)) break;
     }
-    if (last != CUDNN_STATUS_NOT_SUPPORTED && last != CUDNN_STATUS_BAD_PARAM) check(last, op_);
+    if (!refusal(last)) check(last, op_);
     std::lock_guard<std::mutex> lock(mu());
     cache()[key] = Choice{0, CUDNN_DEFAULT_MATH, false};
     return false;
@@ -202,7 +213,7 @@ class Conv {
   std::vector<Choice> candidates(Pass pass, cudnnHandle_t h) const {
     int n = 0;
     auto refused = [&](cudnnStatus_t st) {
-      if (st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM) return true;
+      if (refusal(st)) return true;
       check(st, op_);
       return false;
     };

@@ -230,7 +230,7 @@ __global__ void float_class_kernel(Strided<2> it, bool contig, bool finite) {
 template <class T>
 __device__ __forceinline__ T arith(ArithOp op, T x, const ArithParams& p) {
   if constexpr (std::is_same_v<T, bool>) {
-    if (op == ArithOp::Clamp) {  // as the CPU: bool compares with the bounds as numbers
+    if (op == ArithOp::Clamp) {  // the host gives the bounds as bool (0 / 1), as the CPU converts them
       int64_t v = x ? 1 : 0;
       if (p.has_lo && v < p.ilo) v = p.ilo;
       if (p.has_hi && v > p.ihi) v = p.ihi;
@@ -266,12 +266,14 @@ __device__ __forceinline__ T arith(ArithOp op, T x, const ArithParams& p) {
   }
 }
 
+// 16-bit floats compute in float (their Acc), as the CPU's acc_t.
 template <class T>
 __global__ void arith_kernel(Strided<2> it, bool contig, ArithOp op, ArithParams p) {
+  using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(i, it.numel) {
     int64_t off[2];
     offs(it, contig, i, off);
-    static_cast<T*>(it.data[0])[off[0]] = arith<T>(op, static_cast<const T*>(it.data[1])[off[1]], p);
+    store(static_cast<T*>(it.data[0]) + off[0], arith<A>(op, load(static_cast<const T*>(it.data[1]) + off[1]), p));
   }
 }
 
@@ -418,6 +420,10 @@ bool arith_unary(ArithOp op, const Strided<2>& it, Dt dt, const ArithParams& p, 
       return run(float{});
     case F64:
       return run(double{});
+    case BF16:
+      return run(bf16_t{});
+    case F16:
+      return run(f16_t{});
     case I32:
       return run(int32_t{});
     case I64:

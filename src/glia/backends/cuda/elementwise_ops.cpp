@@ -103,7 +103,7 @@ void arith_unary(KernelContext& k, ArithOp op, const launch::ArithParams& p) {
   const Tensor* ops[2] = {&out, &x};
   bool ok = launch::arith_unary(op, strided(out.shape(), ops), dt(out.dtype()), p, stream(dev));
   GLIA_CHECK(ok, DTypeError, k.name(), ": no CUDA kernel for dtype ", name(out.dtype()),
-             " (float32, float64, int32, int64, uint8, bool are supported)");
+             " (float32, float64, bfloat16, float16, int32, int64, uint8, bool are supported)");
   check(cudaGetLastError(), k.name());
 }
 
@@ -249,13 +249,15 @@ GLIA_KERNEL(clamp, CUDA, [](KernelContext& k) {
   launch::ArithParams p;
   p.has_lo = k.attrs().has("min");
   p.has_hi = k.attrs().has("max");
+  // bool: the CPU converts the bounds to bool first (any nonzero bound is true).
+  const bool b8 = k.output().dtype() == DType::b8;
   if (p.has_lo) {
     p.lo = k.attr<Scalar>("min").to_double();
-    p.ilo = k.attr<Scalar>("min").to_int();
+    p.ilo = b8 ? k.attr<Scalar>("min").to<bool>() : k.attr<Scalar>("min").to_int();
   }
   if (p.has_hi) {
     p.hi = k.attr<Scalar>("max").to_double();
-    p.ihi = k.attr<Scalar>("max").to_int();
+    p.ihi = b8 ? k.attr<Scalar>("max").to<bool>() : k.attr<Scalar>("max").to_int();
   }
   arith_unary(k, ArithOp::Clamp, p);
 });

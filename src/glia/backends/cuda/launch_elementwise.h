@@ -57,7 +57,7 @@ bool math_binary(MathOp op, const Strided<3>& it, Dt dt, cudaStream_t s);
 /// out (bool) = isnan(x) or isfinite(x), x of a floating dt. False for other dtypes.
 bool float_class(bool finite, const Strided<2>& it, Dt dt, cudaStream_t s);
 
-/// Unary ops on any numeric dtype (F32, F64, I32, I64, U8, B8); false for the others.
+/// Unary ops on any dtype (F32, F64, BF16, F16, I32, I64, U8, B8); false for the others.
 enum class ArithOp : int { Sign, Clamp, PowScalar };
 struct ArithParams {
   bool has_lo = false, has_hi = false;

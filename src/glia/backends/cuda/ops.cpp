@@ -24,8 +24,9 @@ void fill(const Tensor& out, const Scalar& v) {
   DeviceGuard g(out.device().index);
   const Tensor* ops[1] = {&out};
   bool flt = is_floating(out.dtype());
-  launch::fill(strided(out.shape(), ops), dt(out.dtype()), flt ? v.to_double() : 0.0, flt ? 0 : v.to_int(),
-               stream(out.device().index));
+  // bool as on the CPU (Scalar::to<bool>: 0.5 is true), not through an integer (0.5 -> 0 -> false).
+  int64_t iv = flt ? 0 : out.dtype() == DType::b8 ? int64_t(v.to<bool>()) : v.to_int();
+  launch::fill(strided(out.shape(), ops), dt(out.dtype()), flt ? v.to_double() : 0.0, iv, stream(out.device().index));
   check(cudaGetLastError(), "fill kernel");
 }
 

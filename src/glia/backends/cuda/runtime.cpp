@@ -420,6 +420,10 @@ class RecordedGraph final : public CudaGraph {
 
 std::unique_ptr<CudaGraph> cuda_capture(int index, const std::function<void()>& work) {
   cuda::ensure_device(index);
+  // Checked before a RecordedGraph exists: its constructor and destructor (stream synchronize) would
+  // land in, and invalidate, the capture in progress.
+  GLIA_CHECK(cuda::t_capture.device < 0, DeviceError, "CUDA Graph capture on Device::cuda(", index,
+             ") while another capture is in progress on this thread");
   auto g = std::make_unique<RecordedGraph>(index);
   g->record(work);
   return g;
