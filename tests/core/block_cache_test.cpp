@@ -164,5 +164,39 @@ TEST(BlockCache, RecordedGraphsHoldTheirBlocksUntilReleased) {
   EXPECT_EQ(c.allocate(512), late);
 }
 
+// Within one recording, freed blocks serve its later requests (the replay runs in the recorded
+// order on one stream), so a step's temporaries share memory as they do eagerly; after the
+// recording they are the graph's alone.
+TEST(BlockCache, ARecordingReusesTheBlocksItFreed) {
+  FakeSource src(64 * kMiB);
+  BlockCache c(src);
+  int graph = 0, other = 0;
+  c.set_capture_owner(&graph);
+  void* a = c.allocate(3 * kMiB);  // a workspace, freed after its kernel
+  c.deallocate(a, 3 * kMiB);
+  void* b = c.allocate(3 * kMiB);  // the next kernel's workspace: the same block
+  EXPECT_EQ(b, a);
+  void* s = c.allocate(1000);
+  c.deallocate(s, 1000);
+  EXPECT_EQ(c.allocate(600), s) << "best fit among the small blocks it freed";
+  c.deallocate(b, 3 * kMiB);
+  void* tiny = c.allocate(2 * kMiB);  // 4 MiB held: at most twice the size asked, so reused
+  EXPECT_EQ(tiny, a);
+  c.deallocate(tiny, 2 * kMiB);
+  EXPECT_NE(c.allocate(512 * 1024), a) << "a small request took a large block";
+  EXPECT_EQ(c.stats().allocated_bytes, 4 * kMiB + 1024 + 512 * 1024);
+  EXPECT_EQ(c.stats().peak_allocated_bytes, 4 * kMiB + 1024 + 512 * 1024);
+  // Another recording, or the eager code after it, never gets the graph's blocks.
+  c.set_capture_owner(&other);
+  void* o = c.allocate(4 * kMiB);
+  EXPECT_NE(o, a);
+  c.set_capture_owner(nullptr);
+  void* e = c.allocate(4 * kMiB);
+  EXPECT_NE(e, a);
+  c.release_owner(&graph);
+  c.release_owner(&other);
+  c.deallocate(e, 4 * kMiB);
+}
+
 }  // namespace
 }  // namespace glia::detail

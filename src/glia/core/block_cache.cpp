@@ -21,6 +21,18 @@ void* BlockCache::allocate(size_t nbytes) {
   auto& pool = small ? small_ : large_;
   Block key;
   key.size = size;
+  if (capture_owner_) {  // a block this recording already freed: still allocated, and the graph's
+    for (auto it = capture_free_.lower_bound(&key); it != capture_free_.end(); ++it) {
+      Block* b = *it;
+      if (!small && b->size > 2 * size) break;  // keep big blocks for big requests
+      if (b->small != small) continue;
+      capture_free_.erase(it);
+      auto& held = held_[capture_owner_];
+      held.erase(std::find(held.begin(), held.end(), b));
+      live_[b->ptr] = b;
+      return b->ptr;
+    }
+  }
   auto it = pool.lower_bound(&key);
   Block* b = nullptr;
   if (it != pool.end()) {
@@ -60,6 +72,7 @@ void BlockCache::deallocate(void* p, size_t) {
   // A recorded graph writes this block on every replay: it stays the graph's until the graph goes.
   if (b->owner) {
     held_[b->owner].push_back(b);
+    if (b->owner == capture_owner_) capture_free_.insert(b);
     return;
   }
   release_block(b);
@@ -83,10 +96,12 @@ void BlockCache::empty_cache() {
 void BlockCache::set_capture_owner(const void* owner) {
   std::lock_guard<std::mutex> lock(mu_);
   capture_owner_ = owner;
+  capture_free_.clear();  // still held; only the recording that freed them may reuse them
 }
 
 void BlockCache::release_owner(const void* owner) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (owner == capture_owner_) capture_free_.clear();
   auto it = held_.find(owner);
   if (it != held_.end()) {
     for (Block* b : it->second) release_block(b);
