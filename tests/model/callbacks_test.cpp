@@ -381,4 +381,44 @@ TEST(ModelCallbacks, TerminateOnNaNStopsWithoutAnError) {
   EXPECT_TRUE(same_weights(m->get_weights(), before_nan));
 }
 
+// With steps_per_execution, a non-finite loss is found when its execution ends: the error names
+// its step and the steps that ran after it; its own update was skipped (compiled and eager).
+TEST(ModelCallbacks, NanLossInsideAnExecutionIsFoundAtItsEnd) {
+  for (bool eager : {false, true}) {
+    SCOPED_TRACE(eager ? "eager" : "compiled");
+    auto m = small_model();
+    m->compile({.optimizer = "sgd",
+                .loss = "sparse_categorical_crossentropy",
+                .run_eagerly = eager,
+                .steps_per_execution = 3});
+    XY d = blobs(16, 3, 9);
+    Tensor x = d.x.clone();
+    // Row 5 is in step 2 (the second batch of 4) of the second epoch; its execution is steps 1..3.
+    std::string msg = error_of<ValueError>([&] {
+      m->fit(x, d.y, {.epochs = 3, .batch_size = 4, .shuffle = false, .callbacks = {poison(x, 5, 1)}, .verbose = 0});
+    });
+    EXPECT_THAT(msg, HasSubstr("epoch 2, step 2"));
+    EXPECT_THAT(msg, HasSubstr("steps_per_execution = 3 the later steps of its execution ran, up to step 3"));
+    for (auto& w : m->get_weights())
+      for (double v : values(w)) ASSERT_TRUE(std::isfinite(v));
+    // TerminateOnNaN: the callbacks see the bad step, then training stops.
+    x = d.x.clone();
+    std::vector<int64_t> batches;
+    auto cap = std::make_shared<callbacks::LambdaCallback>();
+    cap->on_batch_end_fn = [&](int64_t b, const Logs&) { batches.push_back(b); };
+    ::testing::internal::CaptureStdout();
+    callbacks::History h;
+    EXPECT_NO_THROW(h = m->fit(x, d.y,
+                               {.epochs = 3,
+                                .batch_size = 4,
+                                .shuffle = false,
+                                .callbacks = {poison(x, 5, 1), std::make_shared<callbacks::TerminateOnNaN>(), cap},
+                                .verbose = 0}));
+    std::string out = ::testing::internal::GetCapturedStdout();
+    EXPECT_THAT(out, HasSubstr("Batch 1: Invalid loss, terminating training"));
+    EXPECT_EQ(batches, (std::vector<int64_t>{2, 3, 1}));
+    EXPECT_EQ(h.epochs, (std::vector<int64_t>{0, 1}));
+  }
+}
+
 }  // namespace

@@ -565,4 +565,54 @@ TEST(ModelFit, SeededRunsRepeatBitIdentically) {
   EXPECT_FALSE(same_weights(a.first, c.first));
 }
 
+// --- steps_per_execution
+
+// Executions of several steps train exactly the steps of one-step executions; only the readback
+// moves: the batch-level callbacks see each execution's first and last step, with the running
+// means as of its end.
+TEST(ModelFit, StepsPerExecutionTrainsTheSameStepsAndReportsPerExecution) {
+  for (bool eager : {false, true}) {
+    SCOPED_TRACE(eager ? "eager" : "compiled");
+    XY d = blobs(50, 3, 7, 2.0);  // batches of 8: steps 0..6, the last of 2 samples
+    struct Run {
+      std::vector<int64_t> begins, ends;
+      std::vector<Logs> end_logs;
+      callbacks::History h;
+      std::vector<Tensor> w;
+    };
+    auto run = [&](int64_t per_exec) {
+      manual_seed(11);
+      auto m = mlp(3, 8, 2);
+      m->compile({.optimizer = "adam",
+                  .loss = "sparse_categorical_crossentropy",
+                  .metrics = {"accuracy"},
+                  .run_eagerly = eager,
+                  .steps_per_execution = per_exec});
+      Run r;
+      auto cb = std::make_shared<callbacks::LambdaCallback>();
+      cb->on_batch_begin_fn = [&](int64_t b, const Logs&) { r.begins.push_back(b); };
+      cb->on_batch_end_fn = [&](int64_t b, const Logs& l) {
+        r.ends.push_back(b);
+        r.end_logs.push_back(l);
+      };
+      r.h = m->fit(d.x, d.y, {.epochs = 2, .batch_size = 8, .shuffle = false, .callbacks = {cb}, .verbose = 0});
+      r.w = m->get_weights();
+      return r;
+    };
+    Run one = run(1), three = run(3);
+    EXPECT_TRUE(same_weights(one.w, three.w));
+    ASSERT_EQ(one.h.logs.size(), 2u);
+    EXPECT_EQ(one.h.logs, three.h.logs) << "the same losses, summed in the same order";
+    EXPECT_EQ(one.ends, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6}));
+    EXPECT_EQ(three.begins, (std::vector<int64_t>{0, 3, 6, 0, 3, 6}));
+    EXPECT_EQ(three.ends, (std::vector<int64_t>{2, 5, 6, 2, 5, 6}));
+    for (size_t i = 0; i < three.ends.size(); ++i)
+      EXPECT_EQ(three.end_logs[i], one.end_logs[static_cast<size_t>(three.ends[i]) + (i < 3 ? 0 : 7)]) << i;
+  }
+  auto m = mlp(3, 8, 2);
+  std::string msg = error_of<ValueError>(
+      [&] { m->compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy", .steps_per_execution = 0}); });
+  EXPECT_THAT(msg, HasSubstr("steps_per_execution must be at least 1, got 0"));
+}
+
 }  // namespace

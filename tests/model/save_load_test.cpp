@@ -69,6 +69,23 @@ TEST(ModelSave, FunctionalWithSharedLayerAndUncompiled) {
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(all_close(pb[i], pa[i], 0, 0));
 }
 
+TEST(ModelSave, CompileOptionsRoundTrip) {
+  auto m = mlp();
+  m->compile({.optimizer = "adam",
+              .loss = "sparse_categorical_crossentropy",
+              .metrics = {"accuracy"},
+              .run_eagerly = true,
+              .steps_per_execution = 7});
+  std::string path = temp_dir() + "/options.glia";
+  m->save(path);
+  ModelPtr loaded = load_model(path);
+  ASSERT_TRUE(loaded->compiled());
+  EXPECT_TRUE(loaded->compile_options().run_eagerly);
+  EXPECT_EQ(loaded->compile_options().steps_per_execution, 7);
+  ASSERT_EQ(loaded->compile_options().metrics.size(), 1u);
+  EXPECT_EQ(loaded->compile_options().metrics[0].name(), "accuracy");
+}
+
 TEST(ModelSave, BadFilesNameTheFileAndTheProblem) {
   std::string dir = temp_dir();
   EXPECT_THAT(error_of<IOError>([&] { load_model(dir + "/missing.glia"); }), HasSubstr("missing.glia"));

@@ -28,18 +28,34 @@ class Metric {
 };
 using MetricPtr = std::shared_ptr<Metric>;
 
+/// The weighted sum and weight of the per-sample values seen so far. Values on a GPU are summed
+/// there, so that a training step never waits for its metrics: the host reads the sums only when
+/// the mean is asked for.
+class WeightedTotal {
+ public:
+  /// values: [batch] or more (averaged per sample first); sample_weight: [batch] or undefined.
+  void add(const Tensor& values, const Tensor& sample_weight);
+  void add(double value, double weight) { total_ += value * weight, count_ += weight; }
+  double mean() const;
+  void reset();
+
+ private:
+  mutable double total_ = 0, count_ = 0;
+  mutable Tensor device_total_, device_count_;  // float64 sums not read yet
+};
+
 /// Weighted mean of the values given (used for the running loss).
 class Mean : public Metric {
  public:
   explicit Mean(std::string name = "mean") : Metric(std::move(name)) {}
   void update_state(const Tensor& values, const Tensor& unused = {}, const Tensor& sample_weight = {}) override;
   void update(double value, double weight = 1.0);
-  double result() const override { return count_ > 0 ? total_ / count_ : 0.0; }
-  void reset_state() override { total_ = count_ = 0; }
+  double result() const override { return total_.mean(); }
+  void reset_state() override { total_.reset(); }
   std::string class_name() const override { return "Mean"; }
 
  private:
-  double total_ = 0, count_ = 0;
+  WeightedTotal total_;
 };
 
 /// Base of metrics that average a per-sample value (accuracies, errors).
@@ -47,13 +63,13 @@ class MeanMetricWrapper : public Metric {
  public:
   using Metric::Metric;
   void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = {}) override;
-  double result() const override { return count_ > 0 ? total_ / count_ : 0.0; }
-  void reset_state() override { total_ = count_ = 0; }
+  double result() const override { return total_.mean(); }
+  void reset_state() override { total_.reset(); }
   /// The per-sample values, shape [batch].
   virtual Tensor values(const Tensor& y_true, const Tensor& y_pred) const = 0;
 
  private:
-  double total_ = 0, count_ = 0;
+  WeightedTotal total_;
 };
 
 /// Exact match of y_true and y_pred (both labels).

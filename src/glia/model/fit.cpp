@@ -226,28 +226,56 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
     }
     resumed_pass = false;
     Logs logs;
+    // Steps run in executions of steps_per_execution (see CompileOptions): the batch-level
+    // callbacks see the first and the last step of each, and its logs are read at its end.
+    const int64_t per_exec = compile_opts_.steps_per_execution;
+    int64_t exec_first = -1;
+    // Ends the execution whose last step is `last`; false when training stops.
+    auto end_execution = [&](int64_t last) {
+      int64_t bad = -1;
+      double bad_loss = 0;
+      if (per_exec > 1) {
+        auto [i, v] = read_deferred_losses();
+        logs = metric_logs();
+        if (i >= 0) bad = exec_first + i, bad_loss = v;
+      } else if (!std::isfinite(logs.at("loss"))) {
+        bad = last, bad_loss = logs.at("loss");
+      }
+      exec_first = -1;
+      if (bad >= 0) {
+        logs["loss"] = bad_loss;
+        if (list.has_terminate_on_nan()) {
+          list.each([&](callbacks::Callback& c) { c.on_train_batch_end(bad, logs); });
+          stop_training = true;
+          return false;
+        }
+        throw ValueError(
+            detail::str("fit: the loss became ", bad_loss, " at epoch ", epoch + 1, ", step ", bad + 1,
+                        "; training stopped before this step's update",
+                        per_exec > 1 ? detail::str(" (with steps_per_execution = ", per_exec,
+                                                   " the later steps of its execution ran, up to step ", last + 1, ")")
+                                     : std::string(),
+                        " (lower the learning rate, check the data for NaN, or add callbacks::TerminateOnNaN to stop "
+                        "without an error)"));
+      }
+      list.each([&](callbacks::Callback& c) { c.on_train_batch_end(last, logs); });
+      return !stop_training;
+    };
     for (; *it != ds.end() && (o.steps_per_epoch <= 0 || step < o.steps_per_epoch); ++*it, ++step) {
       Split s = split_element(**it, n_in, n_out, "fit");
-      list.each([&](callbacks::Callback& c) { c.on_train_batch_begin(step, {}); });
-      logs = train_step(s.x, s.y, s.sw);
-      if (!std::isfinite(logs.at("loss"))) {
-        if (list.has_terminate_on_nan()) {
-          list.each([&](callbacks::Callback& c) { c.on_train_batch_end(step, logs); });
-          stop_training = true;
-          break;
-        }
-        throw ValueError(detail::str("fit: the loss became ", logs.at("loss"), " at epoch ", epoch + 1, ", step ",
-                                     step + 1,
-                                     "; training stopped before this step's update (lower the learning "
-                                     "rate, check the data for NaN, or add callbacks::TerminateOnNaN to stop "
-                                     "without an error)"));
+      if (exec_first < 0) {
+        exec_first = step;
+        list.each([&](callbacks::Callback& c) { c.on_train_batch_begin(step, {}); });
       }
+      logs = train_step(s.x, s.y, s.sw, per_exec > 1);
+      // Without deferring, a non-finite loss stops training before this step counts.
+      if (per_exec == 1 && !std::isfinite(logs.at("loss")) && !end_execution(step)) break;
       state.here.epoch = epoch;
       state.here.step = step + 1;
       ++state.here.pass_step;
-      list.each([&](callbacks::Callback& c) { c.on_train_batch_end(step, logs); });
-      if (stop_training) break;
+      if (step + 1 - exec_first == per_exec && !end_execution(step)) break;
     }
+    if (exec_first >= 0) end_execution(step - 1);  // the data ended inside an execution
     if (o.steps_per_epoch > 0 && *it == ds.end()) it.reset();
     if (step == 0 && !stop_training)
       throw ValueError("fit: the dataset produced no batches" +

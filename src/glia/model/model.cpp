@@ -218,6 +218,8 @@ void Model::compile(CompileOptions o) {
   // shapes); check the others now so that a typo fails here rather than inside fit.
   for (auto& m : o.metrics)
     if (!m.get() && m.name() != "accuracy" && m.name() != "acc") metrics::get(m.name());
+  GLIA_CHECK(o.steps_per_execution >= 1, ValueError, "compile: steps_per_execution must be at least 1, got ",
+             o.steps_per_execution);
   // The weights built so far move first: a device that cannot be used leaves the model as it was.
   if (o.device) Layer::to(*o.device);
   optimizer_ = o.optimizer.get();
@@ -308,6 +310,7 @@ Logs Model::metric_logs(const std::string& prefix) const {
 }
 
 void Model::reset_metrics() {
+  deferred_losses_.clear();
   loss_tracker_.reset_state();
   for (auto& per : metrics_)
     for (auto& m : per) m->reset_state();
@@ -442,7 +445,31 @@ Tensor Model::on_device(const Tensor& t) const {
   return t.to(*compile_opts_.device);
 }
 
-Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in) {
+std::pair<int64_t, double> Model::read_deferred_losses() {
+  std::vector<std::pair<Tensor, double>> d;
+  d.swap(deferred_losses_);
+  if (d.empty()) return {-1, 0.0};
+  no_grad g;
+  bool alike = true;
+  for (const auto& e : d)
+    alike = alike && e.first.device() == d[0].first.device() && e.first.dtype() == d[0].first.dtype();
+  std::vector<double> v;
+  if (alike) {  // one copy to the host, so one wait, for the whole execution
+    std::vector<Tensor> parts;
+    for (const auto& e : d) parts.push_back(e.first.reshape({1}));
+    v = concat(parts).to(Device::cpu()).to(DType::f64).contiguous().to_vector<double>();
+  } else {
+    for (const auto& e : d) v.push_back(e.first.item<double>());
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) return {static_cast<int64_t>(i), v[i]};
+    loss_tracker_.update(v[i], d[i].second);
+  }
+  return {-1, 0.0};
+}
+
+Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in,
+                       bool defer_loss) {
   place_weights(x_in);
   std::vector<Tensor> x = on_device(x_in), y = on_device(y_in);
   Tensor sw = on_device(sw_in);
@@ -457,6 +484,15 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
     if (trace_or_fall_back(*train_fn_, in)) {
       optimizer_->begin_step();
       std::vector<Tensor> r = (*train_fn_)(in);
+      if (defer_loss) {
+        // The outputs live in the plan's memory, which the next run overwrites: keep a copy. The
+        // graph itself skips the update when this loss is not finite.
+        no_grad g;
+        deferred_losses_.emplace_back(r[0].clone(), static_cast<double>(batch_size_of(x)));
+        optimizer_->end_step();
+        update_metrics(y, std::vector<Tensor>(r.begin() + 1, r.end()), sw, use_logits());
+        return {};
+      }
       double lv = r[0].item<double>();
       if (!std::isfinite(lv)) return {{"loss", lv}};  // the graph skipped the update; the caller reports it
       optimizer_->end_step();
@@ -471,7 +507,9 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
   std::vector<Variable*> vars = trainable_weights();
   if (has_regularizers(*this)) loss = loss + regularization_loss();
   double lv = loss.item<double>();
+  if (defer_loss) deferred_losses_.emplace_back(scalar_tensor(lv), static_cast<double>(batch_size_of(x)));
   if (!std::isfinite(lv)) {
+    if (defer_loss) return {};
     Logs l{{"loss", lv}};
     return l;  // the caller stops training and reports where
   }
@@ -479,8 +517,9 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
     std::vector<Tensor> grads = grad({loss}, values_of(vars), {.allow_unused = true});
     optimizer_->apply_gradients(grads, vars);
   }
-  loss_tracker_.update(lv, static_cast<double>(batch_size_of(x)));
   update_metrics(y, out, sw, logits);
+  if (defer_loss) return {};
+  loss_tracker_.update(lv, static_cast<double>(batch_size_of(x)));
   return metric_logs();
 }
 

@@ -237,6 +237,7 @@ void Model::save(const std::string& path) {
     c["metrics"] = metrics;
     c["loss_weights"] = compile_opts_.loss_weights;
     c["run_eagerly"] = compile_opts_.run_eagerly;
+    c["steps_per_execution"] = compile_opts_.steps_per_execution;
     config["compile"] = c;
   } else {
     config["compile"] = nullptr;
@@ -270,6 +271,8 @@ ModelPtr load_model(const std::string& path) {
     for (const auto& name : c.at("metrics")) o.metrics.emplace_back(name.get<std::string>());
     o.loss_weights = c.at("loss_weights").get<std::vector<double>>();
     o.run_eagerly = c.at("run_eagerly").get<bool>();
+    // Absent from files written before it existed.
+    if (c.contains("steps_per_execution")) o.steps_per_execution = c.at("steps_per_execution").get<int64_t>();
     m->compile(std::move(o));
   } catch (const Config::exception& e) {
     throw IOError(path, std::string("config.json: malformed \"compile\": ") + e.what());

@@ -9,17 +9,6 @@
 namespace glia::metrics {
 namespace {
 
-/// Sum of v (and of the weights) as doubles; v is [batch] or more (averaged per sample first).
-std::pair<double, double> weighted_sum(const Tensor& v, const Tensor& sw) {
-  Tensor per = v.dim() >= 2 ? mean(v.to(DType::f64), {-1}) : v.to(DType::f64);
-  while (per.dim() >= 2) per = mean(per, {-1});
-  if (!sw.defined()) return {sum(per).item<double>(), static_cast<double>(per.numel())};
-  Tensor w = sw.to(DType::f64).reshape({-1});
-  GLIA_CHECK(w.numel() == per.numel(), ShapeError, "metric: sample_weight of ", w.numel(), " values for ", per.numel(),
-             " samples");
-  return {sum(per * w).item<double>(), sum(w).item<double>()};
-}
-
 Tensor labels_of(const Tensor& y_true, const Tensor& y_pred) {
   Tensor y = y_true;
   if (y.dim() == y_pred.dim() && y.dim() >= 1 && y.shape().back() == 1) y = y.squeeze(-1);
@@ -28,24 +17,51 @@ Tensor labels_of(const Tensor& y_true, const Tensor& y_pred) {
 
 }  // namespace
 
+void WeightedTotal::add(const Tensor& v, const Tensor& sw) {
+  no_grad g;
+  Tensor per = v.dim() >= 2 ? glia::mean(v.to(DType::f64), {-1}) : v.to(DType::f64);
+  while (per.dim() >= 2) per = glia::mean(per, {-1});
+  Tensor w;
+  if (sw.defined()) {
+    w = sw.to(DType::f64).reshape({-1});
+    GLIA_CHECK(w.numel() == per.numel(), ShapeError, "metric: sample_weight of ", w.numel(), " values for ",
+               per.numel(), " samples");
+  }
+  Tensor s = w.defined() ? sum(per * w) : sum(per);
+  if (per.device().is_cpu()) {
+    total_ += s.item<double>();
+    count_ += w.defined() ? sum(w).item<double>() : static_cast<double>(per.numel());
+    return;
+  }
+  device_total_ = device_total_.defined() ? device_total_ + s : s;
+  if (w.defined())
+    device_count_ = device_count_.defined() ? device_count_ + sum(w) : sum(w);
+  else
+    count_ += static_cast<double>(per.numel());
+}
+
+double WeightedTotal::mean() const {
+  if (device_total_.defined()) total_ += device_total_.item<double>();
+  if (device_count_.defined()) count_ += device_count_.item<double>();
+  device_total_ = device_count_ = Tensor();
+  return count_ > 0 ? total_ / count_ : 0.0;
+}
+
+void WeightedTotal::reset() {
+  total_ = count_ = 0;
+  device_total_ = device_count_ = Tensor();
+}
+
 Config Metric::config() const { return {{"name", name_}}; }
 
 void Mean::update_state(const Tensor& values, const Tensor&, const Tensor& sample_weight) {
-  no_grad g;
-  auto [s, c] = weighted_sum(values, sample_weight);
-  total_ += s;
-  count_ += c;
+  total_.add(values, sample_weight);
 }
-void Mean::update(double value, double weight) {
-  total_ += value * weight;
-  count_ += weight;
-}
+void Mean::update(double value, double weight) { total_.add(value, weight); }
 
 void MeanMetricWrapper::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
   no_grad g;
-  auto [s, c] = weighted_sum(values(y_true, y_pred), sample_weight);
-  total_ += s;
-  count_ += c;
+  total_.add(values(y_true, y_pred), sample_weight);
 }
 
 Tensor Accuracy::values(const Tensor& y_true, const Tensor& y_pred) const {
