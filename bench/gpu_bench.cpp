@@ -1,14 +1,16 @@
 // Glia's side of the GPU training benchmark (issue #6; PyTorch's side is bench/torch_gpu.py):
 // trains the tutorial CNN (bs 256, 32x32x3), the tutorial MLP (bs 1024, 28x28x1) or the
 // ResNet-18-style CIFAR network (bs 256, 32x32x3) on synthetic data with Adam and prints
-//   gpu_<model>_bs<B>[_eager]<TAB><ms per step>
-//   gpu_<model>_bs<B>[_eager]_peak_mem<TAB><bytes>
+//   gpu_<model>_bs<B>[_eager][_speN]<TAB><ms per step>
+//   gpu_<model>_bs<B>[_eager][_speN]_peak_mem<TAB><bytes>
+// (_speN with steps_per_execution N > 1: the loss is read once every N steps, not after each.)
 // The data lives on the CPU (as a data set would); fit copies each batch to the device.
 // Peak memory is the device allocator's peak during the timed epoch minus what was allocated on
 // the device before the model was compiled for it, so it counts everything training holds on the
 // device: weights, gradients, optimizer state, batches, activations, graph arenas (torch_gpu.py
 // measures max_memory_allocated the same way). The CPU data is never on the device.
-// Usage: gpu_bench cnn|mlp|resnet18 [steps] [compiled|eager] [device]   (device default cuda)
+// Usage: gpu_bench cnn|mlp|resnet18 [steps] [compiled|eager] [device] [steps_per_execution]
+//        (device default cuda, steps_per_execution default 1)
 #include <glia/core/cuda.h>
 #include <glia/glia.h>
 #include <glia/model/zoo.h>
@@ -22,7 +24,7 @@
 int main(int argc, char** argv) {
   using namespace glia;
   if (argc < 2) {
-    std::cerr << "usage: gpu_bench cnn|mlp|resnet18 [steps] [compiled|eager] [device]\n";
+    std::cerr << "usage: gpu_bench cnn|mlp|resnet18 [steps] [compiled|eager] [device] [steps_per_execution]\n";
     return 2;
   }
   try {
@@ -30,9 +32,11 @@ int main(int argc, char** argv) {
     const int64_t steps = argc > 2 ? std::stoll(argv[2]) : 100;
     const std::string mode = argc > 3 ? argv[3] : "compiled";
     const Device dev = Device::parse(argc > 4 ? argv[4] : "cuda");
+    const int64_t per_exec = argc > 5 ? std::stoll(argv[5]) : 1;
     if ((which != "cnn" && which != "mlp" && which != "resnet18") || steps < 1 ||
-        (mode != "compiled" && mode != "eager")) {
-      std::cerr << "usage: gpu_bench cnn|mlp|resnet18 [steps >= 1] [compiled|eager] [device]\n";
+        (mode != "compiled" && mode != "eager") || per_exec < 1) {
+      std::cerr
+          << "usage: gpu_bench cnn|mlp|resnet18 [steps >= 1] [compiled|eager] [device] [steps_per_execution >= 1]\n";
       return 2;
     }
     const bool eager = mode == "eager";
@@ -60,8 +64,11 @@ int main(int argc, char** argv) {
     else
       model = zoo::resnet18_cifar({32, 32, 3});
     // No metrics: the PyTorch loop it is compared with computes none either.
-    model->compile(
-        {.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .run_eagerly = eager, .device = dev});
+    model->compile({.optimizer = "adam",
+                    .loss = "sparse_categorical_crossentropy",
+                    .run_eagerly = eager,
+                    .device = dev,
+                    .steps_per_execution = per_exec});
 
     // Warm up: tracing on the first compiled step, CUDA Graph recording on the second, replays
     // from the third; cuDNN / cuBLAS plans and the allocator's cache fill up too.
@@ -77,7 +84,8 @@ int main(int argc, char** argv) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     const int64_t peak = memory_stats(dev).peak_allocated_bytes - base;
-    const std::string name = "gpu_" + which + "_bs" + std::to_string(batch) + (eager ? "_eager" : "");
+    const std::string name = "gpu_" + which + "_bs" + std::to_string(batch) + (eager ? "_eager" : "") +
+                             (per_exec > 1 ? "_spe" + std::to_string(per_exec) : "");
     std::printf("%s\t%.6f\n%s_peak_mem\t%lld\n", name.c_str(), s * 1e3 / static_cast<double>(steps), name.c_str(),
                 static_cast<long long>(peak));
     std::fprintf(stderr, "%s: %lld parameters, %lld steps on %s, %.3f s\n", name.c_str(),
