@@ -579,6 +579,8 @@ TEST(ModelFit, StepsPerExecutionTrainsTheSameStepsAndReportsPerExecution) {
       std::vector<Logs> end_logs;
       callbacks::History h;
       std::vector<Tensor> w;
+      Logs eval;
+      std::vector<int64_t> test_ends;
     };
     auto run = [&](int64_t per_exec) {
       manual_seed(11);
@@ -597,6 +599,13 @@ TEST(ModelFit, StepsPerExecutionTrainsTheSameStepsAndReportsPerExecution) {
       };
       r.h = m->fit(d.x, d.y, {.epochs = 2, .batch_size = 8, .shuffle = false, .callbacks = {cb}, .verbose = 0});
       r.w = m->get_weights();
+      struct TestEnds : callbacks::Callback {
+        std::vector<int64_t>* ends;
+        void on_test_batch_end(int64_t b, const Logs&) override { ends->push_back(b); }
+      };
+      auto te = std::make_shared<TestEnds>();
+      te->ends = &r.test_ends;  // r outlives the evaluate call
+      r.eval = m->evaluate(d.x, d.y, {.batch_size = 8, .verbose = 0, .callbacks = {te}});
       return r;
     };
     Run one = run(1), three = run(3);
@@ -606,6 +615,9 @@ TEST(ModelFit, StepsPerExecutionTrainsTheSameStepsAndReportsPerExecution) {
     EXPECT_EQ(one.ends, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6}));
     EXPECT_EQ(three.begins, (std::vector<int64_t>{0, 3, 6, 0, 3, 6}));
     EXPECT_EQ(three.ends, (std::vector<int64_t>{2, 5, 6, 2, 5, 6}));
+    EXPECT_EQ(one.eval, three.eval);
+    EXPECT_EQ(one.test_ends, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6}));
+    EXPECT_EQ(three.test_ends, (std::vector<int64_t>{2, 5, 6}));
     for (size_t i = 0; i < three.ends.size(); ++i)
       EXPECT_EQ(three.end_logs[i], one.end_logs[static_cast<size_t>(three.ends[i]) + (i < 3 ? 0 : 7)]) << i;
   }

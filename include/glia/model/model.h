@@ -79,9 +79,9 @@ struct CompileOptions {
   /// or after the lazy build on the first batch), optimizer state follows them, each batch is
   /// copied there, and predict returns its results on the CPU. Unset: where the weights are.
   std::optional<Device> device = std::nullopt;
-  /// Training steps per readback, as Keras' steps_per_execution: fit reads the loss and metrics,
-  /// and calls the batch-level callbacks, once every N steps (and after the last step of an
-  /// epoch). In between the steps are only queued, so a GPU runs them back to back while the host
+  /// Steps per readback, as Keras' steps_per_execution: fit and evaluate read the loss and
+  /// metrics, and call the batch-level callbacks, once every N steps (and after the last step of a
+  /// pass). In between the steps are only queued, so a GPU runs them back to back while the host
   /// prepares the next batches. A non-finite loss is then found at the end of its execution: its
   /// own update was skipped, but the later steps of that execution ran.
   int64_t steps_per_execution = 1;
@@ -210,7 +210,8 @@ class Model : public Layer {
   /// read_deferred_losses() folds it into the running loss later.
   Logs train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
                   bool defer_loss = false);
-  Logs test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight);
+  Logs test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
+                 bool defer_loss = false);
   /// Outputs for one batch in inference mode.
   std::vector<Tensor> predict_step(const std::vector<Tensor>& x);
   /// Output shapes (with -1 batch) per layer for the summary; empty when not built.
@@ -238,8 +239,9 @@ class Model : public Layer {
   /// Losses of steps run with defer_loss, not read yet, with their batch sizes.
   std::vector<std::pair<Tensor, double>> deferred_losses_;
   /// Reads the deferred losses (one wait) into the running loss, in step order, up to the first
-  /// non-finite one: returns its index among them and its value, or -1 when all were finite.
-  std::pair<int64_t, double> read_deferred_losses();
+  /// non-finite one when training (evaluation counts them all): returns its index among them and
+  /// its value, or -1 when all were finite.
+  std::pair<int64_t, double> read_deferred_losses(bool stop_at_non_finite = true);
 
   // Compiled steps (see CompileOptions::run_eagerly).
   bool use_graph() const { return !compile_opts_.run_eagerly && !graph_failed_; }

@@ -96,14 +96,30 @@ struct FitLoop {
     m.reset_metrics();
     list.each([](callbacks::Callback& c) { c.on_test_begin({}); });
     int64_t step = 0;
+    // Executions of steps_per_execution steps, as in fit.
+    const int64_t per_exec = m.compile_opts_.steps_per_execution;
+    int64_t exec_first = -1;
+    Logs logs;
+    auto end_execution = [&](int64_t last) {
+      if (per_exec > 1) {
+        m.read_deferred_losses(false);
+        logs = m.metric_logs();
+      }
+      exec_first = -1;
+      list.each([&](callbacks::Callback& c) { c.on_test_batch_end(last, logs); });
+    };
     for (auto it = ds.begin(); it != ds.end() && (steps <= 0 || step < steps); ++it, ++step) {
       Split s = split_element(*it, n_in, n_out, "evaluate");
-      list.each([&](callbacks::Callback& c) { c.on_test_batch_begin(step, {}); });
-      Logs logs = m.test_step(s.x, s.y, s.sw);
-      list.each([&](callbacks::Callback& c) { c.on_test_batch_end(step, logs); });
+      if (exec_first < 0) {
+        exec_first = step;
+        list.each([&](callbacks::Callback& c) { c.on_test_batch_begin(step, {}); });
+      }
+      logs = m.test_step(s.x, s.y, s.sw, per_exec > 1);
+      if (step + 1 - exec_first == per_exec) end_execution(step);
     }
+    if (exec_first >= 0) end_execution(step - 1);
     GLIA_CHECK(step > 0, ValueError, "evaluate: the dataset produced no batches");
-    Logs logs = m.metric_logs();
+    logs = m.metric_logs();
     list.each([&](callbacks::Callback& c) { c.on_test_end(logs); });
     return logs;
   }

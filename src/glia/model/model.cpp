@@ -445,7 +445,7 @@ Tensor Model::on_device(const Tensor& t) const {
   return t.to(*compile_opts_.device);
 }
 
-std::pair<int64_t, double> Model::read_deferred_losses() {
+std::pair<int64_t, double> Model::read_deferred_losses(bool stop_at_non_finite) {
   std::vector<std::pair<Tensor, double>> d;
   d.swap(deferred_losses_);
   if (d.empty()) return {-1, 0.0};
@@ -462,7 +462,7 @@ std::pair<int64_t, double> Model::read_deferred_losses() {
     for (const auto& e : d) v.push_back(e.first.item<double>());
   }
   for (size_t i = 0; i < v.size(); ++i) {
-    if (!std::isfinite(v[i])) return {static_cast<int64_t>(i), v[i]};
+    if (!std::isfinite(v[i]) && stop_at_non_finite) return {static_cast<int64_t>(i), v[i]};
     loss_tracker_.update(v[i], d[i].second);
   }
   return {-1, 0.0};
@@ -523,7 +523,8 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
   return metric_logs();
 }
 
-Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in) {
+Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in,
+                      bool defer_loss) {
   no_grad g;
   place_weights(x_in);
   std::vector<Tensor> x = on_device(x_in), y = on_device(y_in);
@@ -534,7 +535,10 @@ Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>
     std::vector<Tensor> in = join(x, y, sw);
     if (trace_or_fall_back(*test_fn_, in)) {
       std::vector<Tensor> r = (*test_fn_)(in);
-      loss_tracker_.update(r[0].item<double>(), static_cast<double>(batch_size_of(x)));
+      if (defer_loss)  // a copy: the next run overwrites the plan's outputs
+        deferred_losses_.emplace_back(r[0].clone(), static_cast<double>(batch_size_of(x)));
+      else
+        loss_tracker_.update(r[0].item<double>(), static_cast<double>(batch_size_of(x)));
       update_metrics(y, std::vector<Tensor>(r.begin() + 1, r.end()), sw, logits);
       return metric_logs();
     }
@@ -542,9 +546,12 @@ Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>
   std::vector<Tensor> out = forward(x, false, logits);
   Tensor loss = compute_loss(y, out, sw, logits);
   if (has_regularizers(*this)) loss = loss + regularization_loss();
-  loss_tracker_.update(loss.item<double>(), static_cast<double>(batch_size_of(x)));
+  if (defer_loss)
+    deferred_losses_.emplace_back(loss, static_cast<double>(batch_size_of(x)));
+  else
+    loss_tracker_.update(loss.item<double>(), static_cast<double>(batch_size_of(x)));
   update_metrics(y, out, sw, logits);
-  return metric_logs();
+  return defer_loss ? Logs{} : metric_logs();
 }
 
 std::vector<Tensor> Model::predict_step(const std::vector<Tensor>& x_in) {
