@@ -133,6 +133,30 @@ TEST(CudaReductions, LongSkinnyAndWideColumns) {
   }
 }
 
+// A few long columns (an NHWC bias gradient) are reduced in two passes over slices of the rows, or
+// as rows of a transposed copy when R has no divisor to cut it with (4099 is prime).
+TEST(CudaReductions, FewLongColumnsSplitOrTranspose) {
+  SKIP_WITHOUT_GPU();
+  Tensor g = rnd({64, 30, 30, 32}, DType::f32);
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return sum(v[0], {0, 1, 2}); }, {g}, 1e-4, 1e-3));
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return amax(v[0], {0, 1, 2}); }, {g}, 0, 0));
+  for (auto shape : {Shape{20000, 5}, Shape{4099, 7}, Shape{3, 8192, 40}}) {
+    std::string w = to_string(shape);
+    Tensor x = rnd(shape, DType::f64);
+    int64_t d = shape.size() == 3 ? 1 : 0;
+    EXPECT_TRUE(same_on_gpu([d](auto& v) { return sum(v[0], {d}); }, {x}, 1e-12, 1e-12)) << w;
+    EXPECT_TRUE(same_on_gpu([d](auto& v) { return amin(v[0], {d}); }, {x}, 0, 0)) << w;
+    Tensor near1 = rnd(shape, DType::f64, 0.9999, 1.0001);
+    EXPECT_TRUE(same_on_gpu([d](auto& v) { return prod(v[0], {d}); }, {near1}, 1e-12, 0)) << w;
+    Tensor i = rnd(shape, DType::f64, -50, 50).to(DType::i32);
+    EXPECT_TRUE(same_on_gpu([d](auto& v) { return sum(v[0], {d}); }, {i}, 0, 0)) << w;
+    Tensor b = rnd(shape, DType::f64, 0, 1.5).to(DType::i64).to(DType::b8);
+    EXPECT_TRUE(same_on_gpu([d](auto& v) { return sum(v[0], {d}); }, {b}, 0, 0)) << w;
+  }
+  Tensor h = rnd({20000, 5}, DType::f32).to(DType::bf16);  // 16-bit: transposed, never split
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return sum(v[0], {0}); }, {h}, 1e-2, 1e-1));
+}
+
 // More rows than one grid covers (65535 * 8 blocks of 8 warp rows; of one column tile each): the
 // kernels' grid-stride loops over rows.
 TEST(CudaReductions, ManyRowsRunGridStrideLoops) {

@@ -17,12 +17,13 @@ using launch::RedOp;
 struct Plan {
   Tensor x;
   int64_t outer = 1, R = 1, inner = 1;
+  bool few_long_columns = false;  // kept as columns: the caller may split them (reduce_kernel)
 };
 
 /// Consecutive reduced dims keep the layout; others move the reduced dims last (inner == 1).
 /// `rows` forces inner == 1. A few long columns are also moved to rows: the column kernel would
 /// leave most of the GPU idle there (the choice depends on shapes only).
-Plan plan(const Tensor& in, const std::vector<int64_t>& dims, bool rows) {
+Plan plan(const Tensor& in, const std::vector<int64_t>& dims, bool rows, bool keep_few_long_columns = false) {
   Plan p;
   const Shape& s = in.shape();
   int64_t nd = in.dim();
@@ -44,8 +45,9 @@ Plan plan(const Tensor& in, const std::vector<int64_t>& dims, bool rows) {
         p.inner *= n;
     }
     bool few_long_columns = p.outer * ((p.inner + 31) / 32) < 128 && p.R >= 4096;
-    if (p.inner == 1 || (!rows && !few_long_columns)) {
+    if (p.inner == 1 || (!rows && (!few_long_columns || keep_few_long_columns))) {
       p.x = in.contiguous();
+      p.few_long_columns = !rows && p.inner > 1 && few_long_columns;
       return p;
     }
   }
@@ -79,17 +81,43 @@ void launch_reduce(KernelContext& k, RedOp op, const Plan& p, const Tensor* vals
   check(cudaGetLastError(), k.name());
 }
 
+/// The number of slices to cut R into for a few long columns: a divisor of R near `want`, with at
+/// least 256 rows a slice; 1 when R has none in [8, want].
+int64_t column_slices(int64_t R, int64_t want) {
+  for (int64_t s = std::min(want, R / 256); s >= 8; --s)
+    if (R % s == 0) return s;
+  return 1;
+}
+
 /// sum, prod, amax, amin over the attr "dims".
 void reduce_kernel(KernelContext& k, RedOp op) {
   const Tensor& out = k.output();
   if (out.numel() == 0) return;
   no_grad guard;  // the planned copy is a temporary
   Tensor in = input_as(k, 0, k.input(0).dtype());
-  Plan p = plan(in, dims_of(k), false);
+  // 16-bit outputs would round the partial results of a split: those are transposed instead.
+  bool narrow = out.dtype() == DType::bf16 || out.dtype() == DType::f16;
+  Plan p = plan(in, dims_of(k), false, !narrow);
   if (p.R == 0) {  // empty groups: the sum is 0, the product 1; amax / amin refuse them before
     if (op == RedOp::Prod) fill(out, 1);
     if (op == RedOp::Sum) fill(out, 0);
     return;
+  }
+  if (p.few_long_columns) {
+    // A few long columns (the bias gradient of an NHWC convolution sums [N*H*W, C] over its rows):
+    // the column kernel alone would run a handful of blocks. Instead, S slices of the rows are
+    // reduced apart ([outer * S, R / S, inner], the same memory), then the S partial results: two
+    // passes of the column kernel in a fixed order, with S * inner values of temporary memory
+    // instead of a transposed copy of the input.
+    int64_t tiles = p.outer * ((p.inner + 31) / 32);
+    int64_t S = column_slices(p.R, std::max<int64_t>(8, 512 / tiles));
+    if (S > 1) {
+      Tensor part = Tensor::empty({p.outer * S * p.inner}, out.dtype(), out.device());
+      launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, p.inner}, &part, nullptr);
+      launch_reduce(k, op, Plan{part, p.outer, S, p.inner}, &out, nullptr);
+      return;
+    }
+    p = plan(in, dims_of(k), false);  // no divisor to cut R with: rows of a transposed copy
   }
   launch_reduce(k, op, p, &out, nullptr);
 }
