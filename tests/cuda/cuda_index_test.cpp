@@ -372,5 +372,254 @@ TEST(CudaOptim, FusedUpdatesMatchCpu) {
       }
 }
 
+// --- 16-bit floats, uint8 and bool: the dtypes the CPU kernels accept beyond float32 / float64
+
+const std::vector<DType> kHalves = {DType::bf16, DType::f16};
+
+/// One unit in the last place at 1 of a 16-bit float type: 1 ulp as a relative tolerance.
+double ulp16(DType dt) { return dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024; }
+
+/// Random integers in [lo, hi) as dt: sums of a few stay exact in 16-bit floats (|x| <= 256).
+Tensor ints(IntList shape, DType dt, int64_t lo, int64_t hi) { return randint(lo, hi, shape).to(dt); }
+
+/// Index values that never repeat along dim (needs is[dim] <= n): (k + 7 * rest) mod n, with k the
+/// coordinate along dim and rest the flat offset of the other coordinates.
+Tensor unique_ids(const Shape& is, int64_t dim, int64_t n) {
+  Shape st = contiguous_strides(is);
+  auto d = static_cast<size_t>(dim);
+  std::vector<int64_t> v(static_cast<size_t>(numel(is)));
+  for (int64_t f = 0; f < static_cast<int64_t>(v.size()); ++f) {
+    int64_t k = (f / st[d]) % is[d];
+    v[static_cast<size_t>(f)] = (k + 7 * (f - k * st[d])) % n;
+  }
+  return tensor(v, is);
+}
+
+TEST(CudaIndex, ScatterAddAndIndexAddOf16BitAndUint8MatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::bf16, DType::f16, DType::u8}) {
+    // Integers with repeated indices: every partial sum is exact in 16 bits, so the order in which the
+    // GPU's atomics land cannot show and the results must be equal; uint8 wraps modulo 256 in any order.
+    int64_t lo = dt == DType::u8 ? 0 : -8, hi = dt == DType::u8 ? 256 : 8;
+    Tensor base = ints({5, 4, 3}, dt, lo, hi);
+    for (int64_t dim : {0, 1, 2}) {
+      Shape is = {4, 3, 2};
+      is[static_cast<size_t>(dim)] = 6;
+      Tensor src = ints({8, 8, 8}, dt, lo, hi);
+      Tensor idx = ids(is, base.shape()[static_cast<size_t>(dim)]);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return scatter_add(v[0], dim, v[1], v[2]); }, {base, idx, src}, 0, 0))
+          << name(dt) << dim;
+      Shape ss = base.shape();
+      ss[static_cast<size_t>(dim)] = 8;
+      Tensor sel = ids({8}, base.shape()[static_cast<size_t>(dim)]);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return index_add(v[0], dim, v[1], v[2]); },
+                              {base, sel, ints(ss, dt, lo, hi)}, 0, 0))
+          << name(dt) << dim;
+    }
+    // Strided base, src and index; empty index and source.
+    Tensor b2 = ints({3, 5}, dt, lo, hi), s2 = ints({7, 5}, dt, lo, hi);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return scatter_add(v[0].t(), 1, v[1].t(), v[2].t()); },
+                            {b2, ids({2, 4}, 3), s2}, 0, 0))
+        << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return index_add(v[0].t(), 1, v[1].slice(0, 0, 6, 2), v[2]); },
+                            {b2, ids({6}, 3), ints({5, 3}, dt, lo, hi)}, 0, 0))
+        << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return scatter_add(v[0], 1, v[1], v[2]); }, {b2, ids({3, 0}, 5), s2}, 0, 0))
+        << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return index_add(v[0], 0, v[1], v[2]); },
+                            {b2, ids({0}, 3), ints({0, 5}, dt, lo, hi)}, 0, 0))
+        << name(dt);
+  }
+  for (DType dt : kHalves) {
+    Tensor base = rnd({5, 4, 3}, dt, -1, 1);
+    for (int64_t dim : {0, 1, 2}) {
+      Shape is = {4, 3, 2};
+      is[static_cast<size_t>(dim)] = 3;
+      Tensor src = rnd({8, 8, 8}, dt, -1, 1);
+      // No index repeats: one add, rounded once, per element, as on the CPU.
+      Tensor uidx = unique_ids(is, dim, base.shape()[static_cast<size_t>(dim)]);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return scatter_add(v[0], dim, v[1], v[2]); }, {base, uidx, src}, 0, 0))
+          << name(dt) << dim;
+      Shape ss = base.shape();
+      ss[static_cast<size_t>(dim)] = 3;
+      Tensor usel = unique_ids({3}, 0, base.shape()[static_cast<size_t>(dim)]);
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return index_add(v[0].permute({2, 1, 0}), dim, v[1], v[2]);  // a transposed base
+          },
+          {base.permute({2, 1, 0}).contiguous(), usel, rnd(ss, dt, -1, 1)}, 0, 0))
+          << name(dt) << dim;
+      // Repeats: both devices round after every add, the CPU in index order and the GPU in the order
+      // the atomics land, so each side is off the exact sum by up to (adds) half ulps of the running
+      // sums (|sum| < 8): the two differ by at most 8 ulps at 8.
+      Shape rs = is;
+      rs[static_cast<size_t>(dim)] = 7;
+      double atol = 8 * 8 * ulp16(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return scatter_add(v[0], dim, v[1], v[2]); },
+                              {base, ids(rs, base.shape()[static_cast<size_t>(dim)]), src}, 0, atol))
+          << name(dt) << dim;
+    }
+  }
+  // bool has no sum, on either device.
+  Tensor bb = ints({3, 2}, DType::b8, 0, 2);
+  for (Device d : {Device::cpu(), kGpu}) {
+    EXPECT_THROW(scatter_add(bb.to(d), 0, ids({2, 2}, 3).to(d), bb.to(d)), DTypeError);
+    EXPECT_THROW(index_add(bb.to(d), 0, ids({2}, 3).to(d), ints({2, 2}, DType::b8, 0, 2).to(d)), DTypeError);
+  }
+}
+
+// The gradients of gathers and embeddings of 16-bit weights are index_add / scatter_add of 16-bit
+// gradients: they must run, and agree with the CPU.
+TEST(CudaIndex, GradientsOf16BitWeightsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves) {
+    // Distinct ids: every gradient row is one 16-bit value (exact).
+    Tensor w = rnd({6, 5}, dt);
+    Tensor perm = tensor(std::vector<int64_t>{4, 0, 5, 2}, {2, 2});
+    EXPECT_TRUE(same_grads_on_gpu([](auto& v) { return embedding(v[0], v[1]); }, {w, perm}, {0}, 0, 0)) << name(dt);
+    // Repeated ids: sums of up to 9 values of |r| <= 1 rounded after each add in different orders
+    // (see ScatterAddAndIndexAddOf16BitAndUint8MatchCpu): at most 9 ulps at 8 apart.
+    double atol = 9 * 8 * ulp16(dt);
+    EXPECT_TRUE(same_grads_on_gpu([](auto& v) { return embedding(v[0], v[1]); }, {w, ids({3, 3}, 6)}, {0}, 0, atol))
+        << name(dt);
+    Tensor x = rnd({5, 4, 3}, dt);
+    EXPECT_TRUE(same_grads_on_gpu([](auto& v) { return gather(v[0], 1, v[1]); }, {x, ids({5, 6, 3}, 4)}, {0}, 0, atol))
+        << name(dt);
+    EXPECT_TRUE(same_grads_on_gpu(
+        [](auto& v) {
+          return index_select(v[0].permute({1, 0, 2}), 0, v[1]);
+        },
+        {x, ids({7}, 4)}, {0}, 0, atol))
+        << name(dt);
+  }
+}
+
+TEST(CudaShape, PadBackwardOfUint8BoolAnd16BitMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const OpDef& pb = define_op("pad_backward");
+  const Shape in = {4, 3, 5};
+  for (DType dt : {DType::u8, DType::b8, DType::bf16, DType::f16}) {
+    // uint8 wraps (values up to 255, up to 16 adds), bool sums are ors, 16-bit sums of integers are exact.
+    int64_t lo = dt == DType::u8 || dt == DType::b8 ? 0 : -8, hi = dt == DType::u8 ? 256 : dt == DType::b8 ? 2 : 8;
+    for (std::string mode : {"constant", "replicate", "reflect"}) {
+      for (const Shape& pads : {Shape{2, 3}, Shape{3, 1, 2, 2}, Shape{-1, 2, 0, 2, 1, 1}}) {
+        if (pads[0] < 0 && mode != "constant") continue;  // cropping is constant mode only
+        Shape gs = in;
+        for (size_t i = 0; i < pads.size() / 2; ++i) gs[in.size() - 1 - i] += pads[2 * i] + pads[2 * i + 1];
+        // Given transposed: the kernel reads a permuted view.
+        Tensor g = ints({gs[1], gs[0], gs[2]}, dt, lo, hi);
+        EXPECT_TRUE(same_on_gpu(
+            [&](auto& v) {
+              return call(pb, {v[0].permute({1, 0, 2})},
+                          {{"pads", IntList(pads).vec()}, {"mode", mode}, {"input_shape", IntList(in).vec()}});
+            },
+            {g}, 0, 0))
+            << name(dt) << mode << to_string(pads);
+      }
+    }
+    Tensor empty = ints({0, 7}, dt, lo, hi);
+    EXPECT_TRUE(same_on_gpu(
+        [&](auto& v) {
+          return call(pb, {v[0]},
+                      {{"pads", std::vector<int64_t>{1, 1}},
+                       {"mode", std::string("replicate")},
+                       {"input_shape", std::vector<int64_t>{0, 5}}});
+        },
+        {empty}, 0, 0))
+        << name(dt);
+  }
+}
+
+TEST(CudaImage, TranslateImagesOf16BitMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves) {
+    Tensor x = rnd({3, 7, 6, 2}, dt);
+    Tensor dy = tensor(std::vector<float>{1.5f, -7.25f, 0.3f}, {3});
+    Tensor dx = tensor(std::vector<float>{-2.75f, 3.0f, 13.5f}, {3});
+    // Both compute each sample in double with the same separately rounded operations and round the
+    // result through float to 16 bits: equal.
+    for (std::string fm : {"reflect", "wrap", "nearest", "constant"})
+      for (std::string interp : {"bilinear", "nearest"}) {
+        TranslateOptions o{fm, interp, 0.25};
+        EXPECT_TRUE(same_on_gpu(
+            [&](auto& v) {
+              return translate_images(v[0].permute({0, 2, 1, 3}), v[1], v[2], o);  // a transposed view
+            },
+            {x, dy, dx}, 0, 0))
+            << name(dt) << fm << interp;
+      }
+    Tensor none = rnd({0, 4, 4, 1}, dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return translate_images(v[0], v[1], v[2], {}); },
+                            {none, tensor(std::vector<float>{}, {0}), tensor(std::vector<float>{}, {0})}, 0, 0));
+  }
+}
+
+TEST(CudaRandom, DrawsOf16BitBoolAndUint8EqualTheCpuDraws) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves) {
+    for (int64_t n : {1, 2, 1001, 70001}) {
+      manual_seed(4321);
+      Tensor c1 = rand({n}, {.dtype = dt}, -2.0, 3.0);
+      Tensor c2 = randn({n}, {.dtype = dt}, 0.5, 2.0);
+      Tensor c3 = randint(-300, 300, {n}, {.dtype = dt});
+      Tensor c4 = rand({n}, {.dtype = dt}, 0.0, 1.0);  // rounding up to 1 must wrap to 0, as on the CPU
+      manual_seed(4321);
+      Tensor g1 = rand({n}, {.dtype = dt, .device = kGpu}, -2.0, 3.0);
+      Tensor g2 = randn({n}, {.dtype = dt, .device = kGpu}, 0.5, 2.0);
+      Tensor g3 = randint(-300, 300, {n}, {.dtype = dt, .device = kGpu});
+      Tensor g4 = rand({n}, {.dtype = dt, .device = kGpu}, 0.0, 1.0);
+      EXPECT_TRUE(testing::all_close(g1.to(Device::cpu()), c1, 0, 0)) << name(dt) << n;
+      // log / cos of the device library may differ in the last bit of a double: at most 1 ulp here.
+      EXPECT_TRUE(testing::all_close(g2.to(Device::cpu()), c2, ulp16(dt), 0)) << name(dt) << n;
+      EXPECT_TRUE(testing::all_close(g3.to(Device::cpu()), c3, 0, 0)) << name(dt) << n;
+      EXPECT_TRUE(testing::all_close(g4.to(Device::cpu()), c4, 0, 0)) << name(dt) << n;
+    }
+  }
+  for (DType dt : {DType::b8, DType::u8, DType::i32}) {
+    manual_seed(8);
+    Tensor c = randint(-2, 3, {5001}, {.dtype = dt});  // bool: nonzero is true
+    manual_seed(8);
+    Tensor g = randint(-2, 3, {5001}, {.dtype = dt, .device = kGpu});
+    EXPECT_EQ(g.dtype(), dt);
+    EXPECT_TRUE(testing::all_close(g.to(Device::cpu()), c, 0, 0)) << name(dt);
+  }
+  EXPECT_EQ(randint(0, 2, {0}, {.dtype = DType::b8, .device = kGpu}).numel(), 0);
+}
+
+TEST(CudaRandom, DropoutOf16BitMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves) {
+    for (double p : {0.1, 0.5, 1.0}) {
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{4099}}) {
+        Tensor x = rnd({n, 3}, dt);
+        auto f = [p](const std::vector<Tensor>& v) {
+          manual_seed(78);
+          return dropout(v[0].t(), p, true);
+        };
+        // x * (scale * keep) in float, rounded once to 16 bits on both devices.
+        EXPECT_TRUE(same_on_gpu(f, {x}, 0, 0)) << name(dt) << p << n;
+        if (p < 1.0) {
+          EXPECT_TRUE(same_grads_on_gpu(f, {x}, {0}, 0, 0)) << name(dt) << p << n;
+        }
+      }
+    }
+  }
+}
+
+// The CPU's fused updates take float32 / float64 parameters only; so does the GPU (same error).
+TEST(CudaOptim, FusedUpdatesRefuse16BitParametersAsTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Attrs a{{"weight_decay", 0.0}, {"grad_scale", 1.0}, {"clipvalue", 0.0}, {"lr", 0.1},
+          {"step", int64_t{0}},  {"momentum", 0.0},   {"nesterov", false}};
+  for (DType dt : kHalves)
+    for (Device d : {Device::cpu(), kGpu}) {
+      Tensor w = rnd({4, 3}, dt).to(d), g = rnd({4, 3}, dt).to(d);
+      std::vector<Tensor> in{w, g};
+      EXPECT_THROW(dispatch(define_op("optim_sgd_update"), std::span<const Tensor>(in.data(), in.size()), a),
+                   DTypeError)
+          << name(dt) << d.str();
+    }
+}
+
 }  // namespace
 }  // namespace glia

@@ -133,6 +133,168 @@ TEST(CudaElementwise, Unary) {
   }
 }
 
+// Integers in [lo, hi) (truncated draws, so bool gets both values).
+Tensor ints(IntList shape, DType dt, double lo, double hi) {
+  return rnd(shape, DType::f64, lo, hi).to(DType::i64).to(dt);
+}
+
+// One unit in the last place of a 16-bit float, relative: the GPU's and the CPU's math libraries may
+// differ by that after rounding (exp, pow, ...); plain arithmetic rounds the same float once on both.
+double ulp16(DType dt) { return (dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024) * 1.001; }
+// The same for float16's subnormals (sigmoid(-12)), whose steps are absolute.
+constexpr double kSub16 = 6e-8;
+
+using Bin = Tensor (*)(const Tensor&, const Tensor&);
+using Un = Tensor (*)(const Tensor&);
+
+using Make = std::function<Tensor(IntList)>;
+
+// Contiguous (the flat path), a number broadcast to all (flat), broadcasting, a transposed and a
+// strided slice (the offset calculator), and an empty result.
+::testing::AssertionResult binary_cases(Bin f, const Make& make, double rtol, double atol) {
+  const std::vector<std::vector<Tensor>> cases = {
+      {make({4, 7}), make({4, 7})},    {make({5, 3}), make({1})},     {make({1}), make({13})},
+      {make({3, 1, 5}), make({4, 1})}, {make({7, 4}).t(), make({7})}, {make({6, 9}).slice(1, 1, 9, 3), make({6, 3})},
+      {make({0, 3}), make({3})},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto same = same_on_gpu([f](auto& v) { return f(v[0], v[1]); }, cases[i], rtol, atol);
+    if (!same) return same << " (case " << i << ")";
+    same = same_on_gpu([f](auto& v) { return f(v[1], v[0]); }, cases[i], rtol, atol);
+    if (!same) return same << " (case " << i << ", operands swapped)";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult unary_cases(Un f, const Make& make, double rtol, double atol) {
+  const std::vector<Tensor> cases = {make({5, 7}), make({3}), make({6, 4}).t(), make({4, 9}).slice(1, 2, 9, 2),
+                                     make({2, 0})};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto same = same_on_gpu([f](auto& v) { return f(v[0]); }, {cases[i]}, rtol, atol);
+    if (!same) return same << " (case " << i << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(CudaElementwise, BinarySixteenBitAsOnCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::pair<const char*, Bin> exact[] = {{"add", add}, {"sub", sub},         {"mul", mul},
+                                               {"div", div}, {"maximum", maximum}, {"minimum", minimum}};
+  for (DType dt : {DType::bf16, DType::f16}) {
+    // Both compute in float and round once: the same bits (NaN aside).
+    auto wide = [dt](IntList s) { return rnd(s, dt, -9, 9); };
+    for (auto [nm, f] : exact) EXPECT_TRUE(binary_cases(f, wide, 0, 0)) << nm << " " << name(dt);
+    auto base = [dt](IntList s) { return rnd(s, dt, 0.25, 3); };
+    EXPECT_TRUE(binary_cases(pow, base, ulp16(dt), kSub16)) << "pow " << name(dt);
+    // NaN propagates through maximum / minimum; x / 0 is inf.
+    Tensor nan = tensor(std::vector<float>{1.f, NAN, -2.f, 3.f, NAN, 0.f}, {6}).to(dt);
+    Tensor other = tensor(std::vector<float>{NAN, 1.f, 5.f, -1.f, NAN, 0.f}, {6}).to(dt);
+    const Bin nan_ops[] = {maximum, minimum, div};
+    for (Bin f : nan_ops)
+      EXPECT_TRUE(same_on_gpu([f](auto& v) { return f(v[0], v[1]); }, {nan, other}, 0, 0)) << name(dt);
+
+    // Numbers of another dtype are used in float, not rounded to 16 bits first (1e5 is inf in
+    // float16; 1.7 is not a bfloat16): on either side, from code (0-d CPU) or as a 0-d GPU tensor.
+    Tensor x = rnd({4, 5}, dt, -3, 3);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return v[0] / 1e5; }, {x}, 0, 0)) << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return v[0] * 1.7 + 1; }, {x}, 0, 0)) << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return 3.3 - v[0]; }, {x}, 0, 0)) << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return 1000.3 / v[0].t(); }, {x}, 0, 0)) << name(dt);
+    Tensor f32 = tensor(std::vector<float>{1.7f}, {}), i64 = tensor(std::vector<int64_t>{7}, {});
+    for (auto [nm, f] : exact) {
+      EXPECT_TRUE(same_on_gpu([f](auto& v) { return f(v[0], v[1]); }, {x, f32}, 0, 0)) << nm << " " << name(dt);
+      EXPECT_TRUE(same_on_gpu([f](auto& v) { return f(v[1], v[0].t()); }, {x, f32}, 0, 0)) << nm << " " << name(dt);
+      EXPECT_TRUE(same_on_gpu([f](auto& v) { return f(v[0], v[1]); }, {x, i64}, 0, 0)) << nm << " " << name(dt);
+    }
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return pow(v[0], v[1]); }, {rnd({6}, dt, 0.5, 2), f32}, ulp16(dt), kSub16));
+    // A 0-d tensor of the same dtype is no such number; nor are two 0-d tensors.
+    Tensor s = tensor(std::vector<float>{1.7f}, {}).to(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return v[0] * v[1]; }, {x, s}, 0, 0)) << name(dt);
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return v[0] * v[1]; }, {s, f32}, 0, 0)) << name(dt);
+    // An integer tensor with a 16-bit 0-d tensor.
+    EXPECT_TRUE(same_on_gpu([](auto& v) { return v[0] * v[1]; }, {ints({3, 4}, DType::i32, -300, 300), s}, 0, 0));
+  }
+}
+
+TEST(CudaElementwise, BinaryBoolAndUint8AsOnCpu) {
+  SKIP_WITHOUT_GPU();
+  // uint8 wraps (250 + 10 is 4, 10 - 250 is 16, 16 * 16 is 0); div gives float32.
+  auto u8 = [](IntList s) { return ints(s, DType::u8, 0, 256); };
+  const std::pair<const char*, Bin> u8_ops[] = {
+      {"add", add}, {"sub", sub}, {"mul", mul}, {"maximum", maximum}, {"minimum", minimum}};
+  for (auto [nm, f] : u8_ops) EXPECT_TRUE(binary_cases(f, u8, 0, 0)) << nm << " uint8";
+  EXPECT_TRUE(binary_cases(div, u8, 1e-6, 0)) << "div uint8";
+  Tensor a = tensor(std::vector<uint8_t>{250, 10, 16, 0}, {4}), b = tensor(std::vector<uint8_t>{10, 250, 16, 0}, {4});
+  EXPECT_TRUE(testing::all_close((a.to(kGpu) + b.to(kGpu)).to(Device::cpu()), {4, 4, 32, 0}, 0, 0));
+  EXPECT_TRUE(testing::all_close((a.to(kGpu) - b.to(kGpu)).to(Device::cpu()), {240, 16, 0, 0}, 0, 0));
+  EXPECT_TRUE(testing::all_close((a.to(kGpu) * b.to(kGpu)).to(Device::cpu()), {196, 196, 0, 0}, 0, 0));
+  // Integer powers wrap too; x^0 is 1 (0^0 included).
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return pow(v[0], v[1]); }, {u8({5, 6}), ints({6}, DType::u8, 0, 5)}, 0, 0));
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return pow(v[0].t(), v[1]); }, {u8({6, 5}), ints({6}, DType::u8, 0, 5)}, 0, 0));
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return v[0] + 7; }, {u8({3, 4})}, 0, 0));
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return 200 * v[0].t(); }, {u8({3, 4})}, 0, 0));
+
+  // bool: add and maximum are or, mul and minimum are and, pow is a || !b, div gives float32.
+  auto bl = [](IntList s) { return ints(s, DType::b8, 0, 2); };
+  const std::pair<const char*, Bin> b8_ops[] = {
+      {"add", add}, {"mul", mul}, {"maximum", maximum}, {"minimum", minimum}, {"pow", pow}};
+  for (auto [nm, f] : b8_ops) EXPECT_TRUE(binary_cases(f, bl, 0, 0)) << nm << " bool";
+  EXPECT_TRUE(binary_cases(div, bl, 1e-6, 0)) << "div bool";
+  Tensor p = tensor(std::vector<uint8_t>{0, 0, 1, 1}, {4}).to(DType::b8).to(kGpu);
+  Tensor q = tensor(std::vector<uint8_t>{0, 1, 0, 1}, {4}).to(DType::b8).to(kGpu);
+  EXPECT_TRUE(testing::all_close((p + q).to(Device::cpu()), {0, 1, 1, 1}, 0, 0));
+  EXPECT_TRUE(testing::all_close((p * q).to(Device::cpu()), {0, 0, 0, 1}, 0, 0));
+  EXPECT_TRUE(testing::all_close(pow(p, q).to(Device::cpu()), {1, 0, 1, 1}, 0, 0));
+  EXPECT_EQ(pow(p, q).dtype(), DType::b8);
+  // As on the CPU: bool subtraction is refused, naming the op and the way out.
+  std::string msg = testing::error_of<DTypeError>([&] { (void)sub(p, q); });
+  EXPECT_THAT(msg, HasSubstr("sub"));
+  EXPECT_THAT(msg, HasSubstr("logical_xor"));
+}
+
+TEST(CudaElementwise, UnarySixteenBitBoolAndUint8AsOnCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::pair<const char*, Un> any[] = {{"neg", neg}, {"abs", abs}, {"relu", relu}, {"square", square}};
+  // sqrt, rsqrt and reciprocal are correctly rounded in float on both: the same bits.
+  const std::pair<const char*, Un> exact[] = {{"sqrt", sqrt}, {"rsqrt", rsqrt}, {"reciprocal", reciprocal}};
+  const std::pair<const char*, Un> libm[] = {{"exp", exp}, {"sigmoid", sigmoid}, {"tanh", tanh}, {"log", log}};
+  for (DType dt : {DType::bf16, DType::f16}) {
+    auto wide = [dt](IntList s) { return rnd(s, dt, -5, 5); };
+    auto positive = [dt](IntList s) { return rnd(s, dt, 0.1, 4); };
+    for (auto [nm, f] : any) EXPECT_TRUE(unary_cases(f, wide, 0, 0)) << nm << " " << name(dt);
+    for (auto [nm, f] : exact) EXPECT_TRUE(unary_cases(f, positive, 0, 0)) << nm << " " << name(dt);
+    for (auto [nm, f] : libm) EXPECT_TRUE(unary_cases(f, positive, ulp16(dt), kSub16)) << nm << " " << name(dt);
+    const Un signed_ok[] = {exp, sigmoid, tanh};
+    for (Un f : signed_ok) EXPECT_TRUE(unary_cases(f, wide, ulp16(dt), kSub16)) << name(dt);
+    // Large |x| (sigmoid's two branches, overflow of exp and of square in float16), NaN and -0.
+    Tensor edge = tensor(std::vector<float>{-40.f, -12.f, 12.f, 40.f, 300.f, NAN, -0.f, 0.f}, {8}).to(dt);
+    const Un exact_edge[] = {neg, abs, relu, square, sqrt, reciprocal};
+    for (Un f : exact_edge) EXPECT_TRUE(same_on_gpu([f](auto& v) { return f(v[0]); }, {edge}, 0, 0)) << name(dt);
+    for (Un f : signed_ok)
+      EXPECT_TRUE(same_on_gpu([f](auto& v) { return f(v[0]); }, {edge}, ulp16(dt), kSub16)) << name(dt);
+  }
+  // uint8: neg wraps (256 - x), square wraps, abs and relu leave every value (128..255 included).
+  auto u8 = [](IntList s) { return ints(s, DType::u8, 0, 256); };
+  for (auto [nm, f] : any) EXPECT_TRUE(unary_cases(f, u8, 0, 0)) << nm << " uint8";
+  Tensor a = tensor(std::vector<uint8_t>{0, 1, 200, 16}, {4}).to(kGpu);
+  EXPECT_TRUE(testing::all_close(neg(a).to(Device::cpu()), {0, 255, 56, 240}, 0, 0));
+  EXPECT_TRUE(testing::all_close(square(a).to(Device::cpu()), {0, 1, 64, 0}, 0, 0));
+  EXPECT_TRUE(testing::all_close(relu(a).to(Device::cpu()), {0, 1, 200, 16}, 0, 0));
+  // bool: abs, relu and square are the identity; neg is refused as on the CPU.
+  auto bl = [](IntList s) { return ints(s, DType::b8, 0, 2); };
+  const Un identity[] = {abs, relu, square};
+  for (Un f : identity) EXPECT_TRUE(unary_cases(f, bl, 0, 0)) << "bool";
+  Tensor p = tensor(std::vector<uint8_t>{0, 1, 1, 0}, {4}).to(DType::b8).to(kGpu);
+  for (Un f : identity) {
+    Tensor y = f(p);
+    EXPECT_EQ(y.dtype(), DType::b8);
+    EXPECT_TRUE(testing::all_close(y.to(Device::cpu()), {0, 1, 1, 0}, 0, 0));
+  }
+  std::string msg = testing::error_of<DTypeError>([&] { (void)neg(p); });
+  EXPECT_THAT(msg, HasSubstr("neg"));
+  EXPECT_THAT(msg, HasSubstr("logical_not"));
+}
+
 TEST(CudaMatmul, BatchedBroadcastAndTransposedAgainstCpu) {
   SKIP_WITHOUT_GPU();
   ASSERT_FALSE(cuda::allow_tf32());  // off by default: float32 results match the CPU closely

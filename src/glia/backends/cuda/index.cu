@@ -1,8 +1,10 @@
 // CUDA kernels of the indexing, padding and triangle ops, image translation, the Philox random
 // draws, dropout and the fused optimizer updates. Each mirrors its CPU kernel in
-// src/glia/backends/cpu/{index,shape_ops,image,random,optim}.cpp: the random kernels draw exactly
-// the CPU's numbers for the same generator state, and the optimizer updates use the CPU's operation
-// order with explicitly rounded operations (no contraction into FMAs), so both agree bit for bit.
+// src/glia/backends/cpu/{index,shape_ops,image,random,optim}.cpp, dtypes included: the random kernels
+// draw exactly the CPU's numbers for the same generator state, 16-bit floats compute in float (or
+// double, where the CPU does) and round once on store as the CPU's conversions, and the optimizer
+// updates (float32 / float64, as the CPU's) use the CPU's operation order with explicitly rounded
+// operations (no contraction into FMAs), so both agree bit for bit.
 #include <cstdint>
 #include <type_traits>
 
@@ -66,6 +68,27 @@ inline void visit_raw(Dt dt, F&& f) {
   }
 }
 
+/// f(T{}) for the floating dtypes (those of the CPU's visit_float); false for the others.
+template <class F>
+bool visit_floating(Dt dt, F&& f) {
+  switch (dt) {
+    case F32:
+      f(float{});
+      return true;
+    case F64:
+      f(double{});
+      return true;
+    case BF16:
+      f(bf16_t{});
+      return true;
+    case F16:
+      f(f16_t{});
+      return true;
+    default:
+      return false;
+  }
+}
+
 // --- gather / scatter
 
 /// Offsets of walk position i: in a, in b without the indexed dim, and in the index.
@@ -97,6 +120,29 @@ __device__ __forceinline__ void atomic_add(int32_t* p, int32_t v) { atomicAdd(re
 __device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {
   // Two's complement addition is the same on unsigned words, wrap-around included.
   atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+}
+// The 16-bit atomics add exactly and round to nearest even once per add: the CPU's float add of two
+// 16-bit values followed by one rounding (that float sum is exact, or off by less than can change
+// the 16-bit result). Only the order of repeated indices differs from the CPU's index order.
+__device__ __forceinline__ void atomic_add(bf16_t* p, bf16_t v) {
+  atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __ushort_as_bfloat16(v.bits));
+}
+__device__ __forceinline__ void atomic_add(f16_t* p, f16_t v) {
+  atomicAdd(reinterpret_cast<__half*>(p), __ushort_as_half(v.bits));
+}
+// No byte atomics: a compare-and-swap of the aligned word holding the byte. The allocator's blocks
+// and the graph arena's tensors start 64-byte aligned and span whole words, so the word is ours to
+// read; wrap-around modulo 256 is the CPU's uint8 sum, in any order.
+__device__ __forceinline__ void atomic_add(uint8_t* p, uint8_t v) {
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  auto* word = reinterpret_cast<unsigned int*>(addr & ~uintptr_t(3));
+  unsigned int shift = static_cast<unsigned int>(addr & 3) * 8;
+  unsigned int old = *word, assumed;
+  do {
+    assumed = old;
+    unsigned int byte = ((assumed >> shift) + v) & 0xffu;
+    old = atomicCAS(word, assumed, (assumed & ~(0xffu << shift)) | (byte << shift));
+  } while (old != assumed);
 }
 
 template <class T>
@@ -285,8 +331,10 @@ __global__ void uniform_kernel(T* out, int64_t n, double low, double high, Rng r
   GLIA_CUDA_LOOP(i, n) {
     Words w = philox(seed, off + uint64_t(i / 2));
     int lane = int(i % 2) * 2;
-    T v = T(__dadd_rn(low, __dmul_rn(high - low, unit_double(w.w[lane], w.w[lane + 1]))));
-    if (double(v) >= high && high > low) v = T(low);
+    // Narrow types round the double through float, as the CPU's conversions do.
+    T v;
+    store(&v, __dadd_rn(low, __dmul_rn(high - low, unit_double(w.w[lane], w.w[lane + 1]))));
+    if (double(load(&v)) >= high && high > low) store(&v, low);
     out[i] = v;
   }
 }
@@ -300,7 +348,7 @@ __global__ void normal_kernel(T* out, int64_t n, double mean, double sd, Rng r) 
     double u1 = 1.0 - unit_double(w.w[0], w.w[1]);
     double u2 = unit_double(w.w[2], w.w[3]);
     double z = __dmul_rn(__dmul_rn(sd, sqrt(-2.0 * log(u1))), cos(__dmul_rn(2.0 * 3.14159265358979323846, u2)));
-    out[i] = T(__dadd_rn(mean, z));
+    store(out + i, __dadd_rn(mean, z));
   }
 }
 
@@ -320,8 +368,8 @@ __global__ void int_kernel(T* out, int64_t n, int64_t low, uint64_t range, Rng r
   }
 }
 
-template <class T>
-__global__ void dropout_kernel(const T* x, T* y, bool* mask, int64_t n, T scale, uint32_t threshold, Rng r) {
+template <class T, class A = typename Acc<T>::type>
+__global__ void dropout_kernel(const T* x, T* y, bool* mask, int64_t n, A scale, uint32_t threshold, Rng r) {
   uint64_t seed, off;
   start(r, seed, off);
   GLIA_CUDA_LOOP(blk, (n + 3) / 4) {
@@ -332,7 +380,7 @@ __global__ void dropout_kernel(const T* x, T* y, bool* mask, int64_t n, T scale,
       if (i >= n) break;
       bool keep = (w.w[q] >> 8) >= threshold;
       mask[i] = keep;
-      y[i] = x[i] * (scale * T(keep));
+      store(y + i, load(x + i) * (scale * A(keep)));
     }
   }
 }
@@ -442,12 +490,11 @@ void gather(const Walk& w, void* a, const void* b, const int64_t* index, Dt dt, 
 }
 
 bool scatter_add(const Walk& w, const void* a, void* b, const int64_t* index, Dt dt, cudaStream_t s) {
-  if (dt != F32 && dt != F64 && dt != I32 && dt != I64) return false;
+  if (dt == B8) return false;
   if (w.numel == 0) return true;
   visit(dt, [&](auto v) {
     using T = decltype(v);
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int32_t> ||
-                  std::is_same_v<T, int64_t>)
+    if constexpr (!std::is_same_v<T, bool>)
       scatter_add_kernel<T>
           <<<blocks_for(w.numel), kThreads, 0, s>>>(w, static_cast<const T*>(a), static_cast<T*>(b), index);
   });
@@ -470,18 +517,15 @@ void pad(const PadArgs& a, void* out, const void* in, double value, Dt dt, cudaS
   });
 }
 
-bool pad_backward_dim(const void* g, void* out, int64_t outer, int64_t Lg, int64_t n, int64_t inner, int64_t before,
+void pad_backward_dim(const void* g, void* out, int64_t outer, int64_t Lg, int64_t n, int64_t inner, int64_t before,
                       int mode, Dt dt, cudaStream_t s) {
-  if (dt == U8 || dt == B8) return false;
   int64_t total = outer * n * inner;
-  if (total == 0) return true;
+  if (total == 0) return;
   visit(dt, [&](auto v) {
     using T = decltype(v);
-    if constexpr (!std::is_same_v<T, uint8_t> && !std::is_same_v<T, bool>)
-      pad_backward_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(static_cast<const T*>(g), static_cast<T*>(out),
-                                                                    outer, Lg, n, inner, before, mode);
+    pad_backward_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(static_cast<const T*>(g), static_cast<T*>(out), outer,
+                                                                  Lg, n, inner, before, mode);
   });
-  return true;
 }
 
 void triangle(const void* in, void* out, int64_t batch, int64_t R, int64_t C, int64_t diag, bool lower, Dt dt,
@@ -504,57 +548,42 @@ bool translate_images(const void* x, void* out, const float* dy, const float* dx
       translate_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(out), dy, dx,
                                                                  N, H, W, C, mode, bilinear, fill);
   };
-  if (dt == F32)
-    go(float{});
-  else if (dt == F64)
-    go(double{});
-  else
-    return false;
-  return true;
+  return visit_floating(dt, go);
 }
 
 bool random_uniform(void* out, int64_t n, double low, double high, Rng r, Dt dt, cudaStream_t s) {
-  if (dt == F32)
-    uniform_kernel<float><<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(out), n, low, high, r);
-  else if (dt == F64)
-    uniform_kernel<double><<<blocks_for(n), kThreads, 0, s>>>(static_cast<double*>(out), n, low, high, r);
-  else
-    return false;
-  return true;
+  return visit_floating(dt, [&](auto v) {
+    using T = decltype(v);
+    if (n > 0) uniform_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(out), n, low, high, r);
+  });
 }
 
 bool random_normal(void* out, int64_t n, double mean, double sd, Rng r, Dt dt, cudaStream_t s) {
-  if (dt == F32)
-    normal_kernel<float><<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(out), n, mean, sd, r);
-  else if (dt == F64)
-    normal_kernel<double><<<blocks_for(n), kThreads, 0, s>>>(static_cast<double*>(out), n, mean, sd, r);
-  else
-    return false;
-  return true;
+  return visit_floating(dt, [&](auto v) {
+    using T = decltype(v);
+    if (n > 0) normal_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(out), n, mean, sd, r);
+  });
 }
 
-bool random_int(void* out, int64_t n, int64_t low, uint64_t range, Rng r, Dt dt, cudaStream_t s) {
-  if (dt == BF16 || dt == F16 || dt == B8) return false;
+void random_int(void* out, int64_t n, int64_t low, uint64_t range, Rng r, Dt dt, cudaStream_t s) {
+  if (n == 0) return;
   visit(dt, [&](auto v) {
     using T = decltype(v);
-    if constexpr (!std::is_same_v<T, bf16_t> && !std::is_same_v<T, f16_t> && !std::is_same_v<T, bool>)
-      int_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(out), n, low, range, r);
+    int_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(out), n, low, range, r);
   });
-  return true;
 }
 
 bool dropout(const void* x, void* y, bool* mask, int64_t n, double scale, uint32_t threshold, Rng r, Dt dt,
              cudaStream_t s) {
   int64_t blocks = (n + 3) / 4;
-  if (dt == F32)
-    dropout_kernel<float><<<blocks_for(blocks), kThreads, 0, s>>>(static_cast<const float*>(x), static_cast<float*>(y),
-                                                                  mask, n, float(scale), threshold, r);
-  else if (dt == F64)
-    dropout_kernel<double><<<blocks_for(blocks), kThreads, 0, s>>>(
-        static_cast<const double*>(x), static_cast<double*>(y), mask, n, scale, threshold, r);
-  else
-    return false;
-  return true;
+  return visit_floating(dt, [&](auto v) {
+    using T = decltype(v);
+    using A = typename Acc<T>::type;
+    // The scale in the compute type, as the CPU's static_cast<acc_t<T>>(scale).
+    if (n > 0)
+      dropout_kernel<T><<<blocks_for(blocks), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), mask, n,
+                                                                static_cast<A>(scale), threshold, r);
+  });
 }
 
 bool optim_update(OptRule rule, const OptimArgs& a, Dt dt, cudaStream_t s) {

@@ -31,8 +31,10 @@ enum class UnOp : int { Neg, Abs, Exp, Log, Sqrt, Rsqrt, Relu, Sigmoid, Tanh, Sq
 void fill(const Strided<1>& it, Dt dt, double fv, int64_t iv, cudaStream_t s);
 /// out[...] = in[...] converted from in_dt to out_dt.
 void copy(const Strided<2>& it, Dt out_dt, Dt in_dt, cudaStream_t s);
-/// out = a op b, all of dtype dt (F32, F64, I32, I64). Returns false for an unsupported dtype.
-bool binary(BinOp op, const Strided<3>& it, Dt dt, cudaStream_t s);
+/// out = a op b, all of dtype dt, with the CPU kernel's semantics for every dtype it takes; `number`
+/// 1 / 2 (BF16 / F16 only): operand a / b is one float32 number, used in float. Returns false for
+/// an unsupported (op, dtype).
+bool binary(BinOp op, const Strided<3>& it, Dt dt, cudaStream_t s, int number = 0);
 /// out = op(x), both of dtype dt. Returns false for an unsupported (op, dtype).
 bool unary(UnOp op, const Strided<2>& it, Dt dt, cudaStream_t s);
 

@@ -28,7 +28,8 @@ struct Walk {
 
 /// a[...] = b[..., index, ...] (a: the output; out-of-range indices give 0).
 void gather(const Walk& w, void* a, const void* b, const int64_t* index, Dt dt, cudaStream_t s);
-/// b[..., index, ...] += a[...] with atomics (a: the source). False for unsupported dtypes.
+/// b[..., index, ...] += a[...] with atomics (a: the source): every dtype but bool (false), 16-bit
+/// floats rounded once per add as on the CPU, in the order the atomics land.
 bool scatter_add(const Walk& w, const void* a, void* b, const int64_t* index, Dt dt, cudaStream_t s);
 /// out[i, c] = (labels[i] == c) for c < C.
 void one_hot(const int64_t* labels, void* out, int64_t n, int64_t C, Dt dt, cudaStream_t s);
@@ -47,8 +48,8 @@ struct PadArgs {
 };
 void pad(const PadArgs& a, void* out, const void* in, double value, Dt dt, cudaStream_t s);
 /// One dim of pad's adjoint: out[o, i, c] = sum of g[o, j, c] over the padded positions j (of Lg)
-/// that copy position i (of n). g and out contiguous. False for unsupported dtypes.
-bool pad_backward_dim(const void* g, void* out, int64_t outer, int64_t Lg, int64_t n, int64_t inner, int64_t before,
+/// that copy position i (of n). g and out contiguous. Every dtype (bool sums are ors, as on the CPU).
+void pad_backward_dim(const void* g, void* out, int64_t outer, int64_t Lg, int64_t n, int64_t inner, int64_t before,
                       int mode, Dt dt, cudaStream_t s);
 
 /// out = tril / triu of contiguous [batch, R, C] matrices.
@@ -56,6 +57,7 @@ void triangle(const void* in, void* out, int64_t batch, int64_t R, int64_t C, in
               cudaStream_t s);
 
 /// translate_images on contiguous NHWC images; mode: 0 reflect, 1 wrap, 2 nearest, 3 constant.
+/// False unless dt is a floating dtype (as the random draws and dropout).
 bool translate_images(const void* x, void* out, const float* dy, const float* dx, int64_t N, int64_t H, int64_t W,
                       int64_t C, int mode, bool bilinear, double fill, Dt dt, cudaStream_t s);
 
@@ -68,7 +70,7 @@ struct Rng {
 };
 bool random_uniform(void* out, int64_t n, double low, double high, Rng r, Dt dt, cudaStream_t s);
 bool random_normal(void* out, int64_t n, double mean, double sd, Rng r, Dt dt, cudaStream_t s);
-bool random_int(void* out, int64_t n, int64_t low, uint64_t range, Rng r, Dt dt, cudaStream_t s);
+void random_int(void* out, int64_t n, int64_t low, uint64_t range, Rng r, Dt dt, cudaStream_t s);
 /// y = x * mask * scale with mask[i] = (word i%4 of block i/4) >> 8 >= threshold (x, y contiguous).
 bool dropout(const void* x, void* y, bool* mask, int64_t n, double scale, uint32_t threshold, Rng r, Dt dt,
              cudaStream_t s);

@@ -37,17 +37,26 @@ using launch::UnOp;
 
 void binary(KernelContext& k, BinOp op) {
   const Tensor& out = k.output();
-  Tensor a = input_as(k, 0, out.dtype()), b = input_as(k, 1, out.dtype());
+  const DType t = out.dtype();
+  GLIA_CHECK(!(op == BinOp::Sub && t == DType::b8), DTypeError,
+             "sub: subtraction of bool tensors is not supported; use logical_xor");
+  // As the CPU kernel (map_binary): with a 16-bit result, a number (0-d tensor of another dtype)
+  // beside a tensor is used in float32, not rounded to 16 bits first.
+  auto number = [&](size_t i) { return k.input(i).dim() == 0 && k.input(i).dtype() != t; };
+  int num = 0;
+  if ((t == DType::bf16 || t == DType::f16) && number(0) != number(1)) num = number(0) ? 1 : 2;
+  Tensor a = input_as(k, 0, num == 1 ? DType::f32 : t), b = input_as(k, 1, num == 2 ? DType::f32 : t);
   DeviceGuard g(out.device().index);
   const Tensor* ops[3] = {&out, &a, &b};
-  bool ok = launch::binary(op, strided(out.shape(), ops), dt(out.dtype()), stream(out.device().index));
-  GLIA_CHECK(ok, DTypeError, k.name(), ": no CUDA kernel for dtype ", name(out.dtype()),
-             " (float32, float64, int32, int64 are supported)");
+  bool ok = launch::binary(op, strided(out.shape(), ops), dt(t), stream(out.device().index), num);
+  GLIA_CHECK(ok, DTypeError, k.name(), ": no CUDA kernel for dtype ", name(t));
   check(cudaGetLastError(), k.name());
 }
 
 void unary(KernelContext& k, UnOp op) {
   const Tensor& out = k.output();
+  GLIA_CHECK(!(op == UnOp::Neg && out.dtype() == DType::b8), DTypeError,
+             "neg: negation of a bool tensor; use logical_not");
   Tensor x = input_as(k, 0, out.dtype());
   DeviceGuard g(out.device().index);
   const Tensor* ops[2] = {&out, &x};
