@@ -111,6 +111,27 @@ inline void visit(Dt dt, F&& f) {
   }
 }
 
+/// f(T{}) for the floating dtypes only; false (f not called) for the others.
+template <class F>
+inline bool visit_floating(Dt dt, F&& f) {
+  switch (dt) {
+    case F32:
+      f(float{});
+      return true;
+    case F64:
+      f(double{});
+      return true;
+    case BF16:
+      f(bf16_t{});
+      return true;
+    case F16:
+      f(f16_t{});
+      return true;
+    default:
+      return false;
+  }
+}
+
 /// Grid-stride loop over [0, n).
 #define GLIA_CUDA_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)

@@ -355,26 +355,6 @@ __global__ void fused_kernel(const FusedArgs a, bool vec) {
   }
 }
 
-template <class F>
-bool visit_floating(Dt dt, F&& f) {
-  switch (dt) {
-    case F32:
-      f(float{});
-      return true;
-    case F64:
-      f(double{});
-      return true;
-    case BF16:
-      f(bf16_t{});
-      return true;
-    case F16:
-      f(f16_t{});
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 bool compare(CmpOp op, const Strided<3>& it, Dt dt, cudaStream_t s) {

@@ -68,27 +68,6 @@ inline void visit_raw(Dt dt, F&& f) {
   }
 }
 
-/// f(T{}) for the floating dtypes (those of the CPU's visit_float); false for the others.
-template <class F>
-bool visit_floating(Dt dt, F&& f) {
-  switch (dt) {
-    case F32:
-      f(float{});
-      return true;
-    case F64:
-      f(double{});
-      return true;
-    case BF16:
-      f(bf16_t{});
-      return true;
-    case F16:
-      f(f16_t{});
-      return true;
-    default:
-      return false;
-  }
-}
-
 // --- gather / scatter
 
 /// Offsets of walk position i: in a, in b without the indexed dim, and in the index.
