@@ -125,6 +125,20 @@ TEST(BlockCache, OutOfMemoryEmptiesTheCacheRetriesOnceThenReports) {
     EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("asked 2097152 allocated 6291456"));
   }
   c.deallocate(b, 6 * kMiB);
+  // While a graph is recorded, returning memory to the source (cudaFree, which synchronizes) would
+  // break the recording: the request fails at once, the recording is dropped, and the step's
+  // kernel-by-kernel run retries outside it.
+  FakeSource src2(4 * kMiB);
+  BlockCache c2(src2);
+  c2.deallocate(c2.allocate(1000), 1000);  // a cached 2 MiB small segment
+  int graph = 0;
+  c2.set_capture_owner(&graph);
+  EXPECT_THROW(c2.allocate(4 * kMiB), std::runtime_error);
+  EXPECT_EQ(src2.puts, 0u);
+  c2.set_capture_owner(nullptr);
+  void* d = c2.allocate(4 * kMiB);  // now the cache is emptied and the request retried
+  EXPECT_EQ(src2.puts, 1u);
+  c2.deallocate(d, 4 * kMiB);
 }
 
 // Blocks handed out while a graph is recorded stay the graph's after their tensors free them:

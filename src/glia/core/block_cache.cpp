@@ -155,7 +155,9 @@ void BlockCache::release_cached() {
 
 char* BlockCache::get_or_retry(size_t seg, size_t asked) {
   void* p = source_.get(seg);
-  if (!p) {
+  // Not while a graph is recorded: giving memory back synchronizes, which would break the
+  // recording. The request fails; the caller's run outside the recording retries.
+  if (!p && !capture_owner_) {
     release_cached();
     p = source_.get(seg);
   }

@@ -28,10 +28,11 @@ class MemorySource {
 /// round to kLargeRound and get a segment each. Freed blocks are cached, merged with free neighbours
 /// of their segment and handed out again at once (the user orders reuse, e.g. by one stream per
 /// device). When the source is out of memory, whole cached segments are returned and the request
-/// retried once. While a capture owner is set, blocks handed out belong to it too: freeing one keeps
-/// it (counted as allocated) until release_owner, so nothing else reuses a recorded graph's memory.
-/// Within the recording itself, later requests reuse the blocks it freed (best fit, same pool, large ones at most twice
-/// the size asked): the graph replays its work in the order it was recorded, on one stream, as the work ran eagerly.
+/// retried once (not while a graph is recorded: the request fails). While a capture owner is set, blocks handed out
+/// belong to it too: freeing one keeps it (counted as allocated) until release_owner, so nothing else reuses a recorded
+/// graph's memory. Within the recording itself, later requests reuse the blocks it freed (best fit, same pool, large
+/// ones at most twice the size asked): the graph replays its work in the order it was recorded, on one stream, as the
+/// work ran eagerly.
 class BlockCache final : public Allocator {
  public:
   static constexpr size_t kSmallLimit = size_t(1) << 20;
