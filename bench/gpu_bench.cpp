@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -40,6 +41,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     const bool eager = mode == "eager";
+    // Plain float32, as torch_gpu.py; GLIA_BENCH_TF32=1 lets both use TF32 tensor cores.
+    const char* tf32_env = std::getenv("GLIA_BENCH_TF32");
+    const bool tf32 = tf32_env && std::string(tf32_env) == "1";
+    if (dev.is_cuda()) cuda::set_allow_tf32(tf32);
     const int64_t batch = which == "mlp" ? 1024 : 256;
     const Shape image = which == "mlp" ? Shape{28, 28, 1} : Shape{32, 32, 3};
     const int64_t warmup_steps = 5;
@@ -88,8 +93,9 @@ int main(int argc, char** argv) {
                              (per_exec > 1 ? "_spe" + std::to_string(per_exec) : "");
     std::printf("%s\t%.6f\n%s_peak_mem\t%lld\n", name.c_str(), s * 1e3 / static_cast<double>(steps), name.c_str(),
                 static_cast<long long>(peak));
-    std::fprintf(stderr, "%s: %lld parameters, %lld steps on %s, %.3f s\n", name.c_str(),
-                 static_cast<long long>(model->count_params()), static_cast<long long>(steps), dev.str().c_str(), s);
+    std::fprintf(stderr, "%s: %lld parameters, %lld steps on %s, %.3f s, TF32 %s\n", name.c_str(),
+                 static_cast<long long>(model->count_params()), static_cast<long long>(steps), dev.str().c_str(), s,
+                 tf32 ? "on" : "off");
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "gpu_bench: " << e.what() << "\n";

@@ -9,7 +9,10 @@ Peak memory is measured as Glia's: torch.cuda.max_memory_allocated() during the 
 stats reset after the warm-up) minus memory_allocated() before the model moved to the device, so
 weights, gradients, Adam state, batches and activations all count; on the CPU it prints "n/a".
 Usage: torch_gpu.py cnn|mlp|resnet18 [steps] [device]   (device default cuda)
+Float32 throughout, TF32 off in matmuls and convolutions as Glia's default; GLIA_BENCH_TF32=1 allows
+TF32 on both sides.
 """
+import os
 import sys
 import time
 
@@ -24,6 +27,11 @@ device = torch.device(sys.argv[3] if len(sys.argv) > 3 else "cuda")
 if which not in ("cnn", "mlp", "resnet18") or steps < 1:
     sys.exit("usage: torch_gpu.py cnn|mlp|resnet18 [steps >= 1] [device]")
 on_gpu = device.type == "cuda"
+# The same arithmetic on both sides: plain float32 (Glia's default), unless GLIA_BENCH_TF32=1 lets
+# both use TF32 tensor cores. (PyTorch's own default allows TF32 in cuDNN convolutions only.)
+tf32 = os.environ.get("GLIA_BENCH_TF32", "0") == "1"
+torch.backends.cudnn.allow_tf32 = tf32
+torch.backends.cuda.matmul.allow_tf32 = tf32
 batch = 1024 if which == "mlp" else 256
 warmup_steps = 5
 torch.manual_seed(0)
@@ -108,4 +116,5 @@ peak = str(torch.cuda.max_memory_allocated(device) - base) if on_gpu else "n/a"
 name = f"torch_gpu_{which}_bs{batch}"
 print(f"{name}\t{s * 1e3 / steps:.6f}\n{name}_peak_mem\t{peak}", flush=True)
 params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers() if b.dtype.is_floating_point)
-print(f"{name}: {params} parameters, {steps} steps on {device}, {s:.3f} s", file=sys.stderr)
+print(f"{name}: {params} parameters, {steps} steps on {device}, {s:.3f} s, TF32 {'on' if tf32 else 'off'}",
+      file=sys.stderr)
