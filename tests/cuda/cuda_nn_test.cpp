@@ -1,7 +1,8 @@
 // The CUDA kernels of convolution (cuDNN), pooling, batch norm and matmul_fused against the CPU
 // kernels on the same random inputs: forward and gradients, float32 and float64, strides, 'same' /
-// 'valid' / asymmetric padding, dilation, groups, views, size-1 and empty cases. They need a GPU and
-// skip without one.
+// 'valid' / asymmetric padding, dilation, groups, views, size-1 and empty cases; bfloat16 and float16
+// (computed in float on both devices and rounded once) with tolerances of a few 16-bit ulps. They need
+// a GPU and skip without one.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -29,6 +30,19 @@ const OpDef& op(const char* name) { return OpRegistry::instance().get(name); }
 
 double conv_rtol(DType dt) { return dt == DType::f32 ? 1e-4 : 1e-10; }
 double conv_atol(DType dt) { return dt == DType::f32 ? 1e-4 : 1e-10; }
+
+const std::vector<DType> kHalves = {DType::bf16, DType::f16};
+
+/// One unit in the last place at 1 of a 16-bit float type (a hair more): 1 ulp as a relative tolerance.
+double ulp16(DType dt) { return (dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024) * 1.001; }
+
+// 16-bit convolutions: both devices sum the products of the same 16-bit values in float (the CPU on
+// float32 copies, cuDNN on tensor cores), in different orders, and round once. The float sums differ
+// far below a 16-bit ulp, so a result differs by at most an ulp where the two land on either side of a
+// rounding boundary: 2 ulps of the value, and 1 ulp at 1 (the outputs' typical magnitude, sums of tens
+// of products of values in [-2, 2]) for results that cancel to near 0.
+double half_conv_rtol(DType dt) { return 2 * ulp16(dt); }
+double half_conv_atol(DType dt) { return ulp16(dt); }
 
 /// One convolution configuration: input [N, H, W, C], kernel KHxKW, Cout, options.
 struct ConvCase {
@@ -131,7 +145,9 @@ TEST(CudaConv, BackwardOpsAndDoubleBackward) {
 // conv2d_fused (made by graph fusion): bias then ReLU; NaN stays NaN as with the relu op.
 TEST(CudaConv, FusedReluKeepsNaN) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64}) {
+  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+    bool half = dt == DType::bf16 || dt == DType::f16;
+    double rt = half ? half_conv_rtol(dt) : conv_rtol(dt), at = half ? half_conv_atol(dt) : conv_atol(dt);
     Tensor x = rnd({2, 6, 5, 3}, dt), w = rnd({3, 3, 3, 4}, dt), b = rnd({4}, dt);
     {
       no_grad guard;
@@ -146,13 +162,13 @@ TEST(CudaConv, FusedReluKeepsNaN) {
         [&](auto& v) {
           return call(op("conv2d_fused"), {v[0], v[1], v[2]}, a);
         },
-        {x, w, b}, conv_rtol(dt), conv_atol(dt)))
+        {x, w, b}, rt, at))
         << name(dt);
     EXPECT_TRUE(same_on_gpu(
         [&](auto& v) {
           return call(op("conv2d_fused"), {v[0], v[1]}, a);
         },
-        {x, w}, conv_rtol(dt), conv_atol(dt)))
+        {x, w}, rt, at))
         << name(dt);
   }
 }
@@ -176,17 +192,91 @@ TEST(CudaConv, EmptyBatchAndTf32Toggle) {
   cuda::set_allow_tf32(before);
 }
 
-TEST(CudaConv, UnsupportedDTypeNamesTheOp) {
+// Integer inputs are refused (by the ops, before any kernel), on the GPU as on the CPU.
+TEST(CudaConv, IntegerDTypeNamesTheOp) {
   SKIP_WITHOUT_GPU();
-  Tensor x = rnd({1, 4, 4, 2}, DType::f32).to(DType::bf16).to(kGpu);
-  Tensor w = rnd({3, 3, 2, 2}, DType::f32).to(DType::bf16).to(kGpu);
+  Tensor x = rnd({1, 4, 4, 2}, DType::f32).to(DType::i32).to(kGpu);
+  Tensor w = rnd({3, 3, 2, 2}, DType::f32).to(DType::i32).to(kGpu);
   try {
     conv2d(x, w);
-    ADD_FAILURE() << "no error for bfloat16";
+    ADD_FAILURE() << "no error for int32";
   } catch (const DTypeError& e) {
     EXPECT_THAT(e.what(), HasSubstr("conv2d"));
   }
   EXPECT_THROW(max_pool2d(x), DTypeError);
+  EXPECT_THROW(avg_pool2d(x), DTypeError);
+}
+
+// bfloat16 / float16 conv2d (with and without bias; the bias is added to the float sum before the
+// one rounding, as on the CPU) against the CPU kernel, on contiguous and permuted inputs.
+TEST(CudaConv, ForwardOf16BitMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves)
+    for (const ConvCase& c : conv_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
+      Tensor b = rnd({c.O}, dt);
+      auto o = c.o;
+      double rt = half_conv_rtol(dt), at = half_conv_atol(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, rt, at))
+          << c.str() << " " << name(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, rt, at))
+          << c.str() << " bias " << name(dt);
+      Tensor xs = x.permute({0, 3, 1, 2}).contiguous(), ws = w.permute({1, 0, 2, 3}).contiguous();
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return conv2d(v[0].permute({0, 2, 3, 1}), v[1].permute({1, 0, 2, 3}), v[2], o);
+          },
+          {xs, ws, b}, rt, at))
+          << c.str() << " views " << name(dt);
+      // A sliced input: every other column of a wider tensor.
+      Tensor xw = rnd({c.N, c.H, 2 * c.W, c.C}, dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0].slice(2, 0, 2 * c.W, 2), v[1], Tensor(), o); }, {xw, w},
+                              rt, at))
+          << c.str() << " sliced " << name(dt);
+    }
+}
+
+// 16-bit gradients (conv2d_input_grad, conv2d_weight_grad, the bias sum), the backward ops called
+// directly, and their own gradients. The weight gradient sums up to ~100 products: its outputs are
+// larger, and so is an ulp of them (the relative tolerance); the absolute one covers cancellation.
+TEST(CudaConv, GradientsOf16BitMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves)
+    for (const ConvCase& c : conv_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
+      Tensor b = rnd({c.O}, dt);
+      auto o = c.o;
+      double rt = half_conv_rtol(dt), at = half_conv_atol(dt);
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, rt, at))
+          << c.str() << " " << name(dt);
+      Shape ys = conv2d(x, w, Tensor(), c.o).shape();
+      Tensor gy = rnd(ys, dt);
+      Shape xs = x.shape(), wsh = w.shape();
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, rt, at))
+          << c.str() << " input grad " << name(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, rt, at))
+          << c.str() << " weight grad " << name(dt);
+      EXPECT_TRUE(
+          same_grads_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, {0, 1}, rt, at))
+          << c.str() << " d(input grad) " << name(dt);
+      EXPECT_TRUE(
+          same_grads_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, {0, 1}, rt, at))
+          << c.str() << " d(weight grad) " << name(dt);
+    }
+}
+
+TEST(CudaConv, EmptyBatchOf16Bit) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves) {
+    Tensor x = rnd({0, 5, 5, 3}, dt), w = rnd({3, 3, 3, 2}, dt), b = rnd({2}, dt);
+    Tensor y = conv2d(x.to(kGpu), w.to(kGpu), b.to(kGpu), opts({1, 1}, Padding2d::same()));
+    EXPECT_EQ(y.shape(), (Shape{0, 5, 5, 2}));
+    EXPECT_EQ(y.dtype(), dt);
+    Tensor gw = conv2d_weight_grad(x.to(kGpu), zeros({0, 5, 5, 2}, {.dtype = dt, .device = kGpu}), {3, 3, 3, 2},
+                                   opts({1, 1}, Padding2d::same()));
+    EXPECT_EQ(gw.dtype(), dt);
+    EXPECT_TRUE(testing::all_close(gw.to(Device::cpu()), zeros({3, 3, 3, 2}, {.dtype = dt}), 0, 0)) << name(dt);
+  }
 }
 
 // --- pooling
@@ -306,6 +396,79 @@ TEST(CudaPool, AverageAndGradients) {
     }
 }
 
+// 16-bit max pooling compares in float and copies the winner: values and indices equal the CPU's,
+// and the gradient (the sum, in float, of the pooled gradients routed to a cell, in the CPU's order,
+// rounded once) too.
+TEST(CudaPool, MaxOf16BitIsExact) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves)
+    for (const PoolCase& c : pool_cases()) {
+      Tensor x = ties({c.N, c.H, c.W, c.C}, dt);
+      {
+        no_grad guard;
+        x.select(0, 0).select(0, 0).select(0, 0).fill_(std::numeric_limits<double>::quiet_NaN());
+      }
+      Attrs a = pool_op_attrs(c.o, c.H, c.W);
+      for (size_t out : {0, 1})
+        EXPECT_TRUE(
+            same_on_gpu([&](auto& v) { return dispatch(op("max_pool2d"), {v[0]}, a)[out].to(DType::f64); }, {x}, 0, 0))
+            << name(dt) << " output " << out;
+      auto o = c.o;
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return max_pool2d(v[0].permute({0, 2, 1, 3}), o);
+          },
+          {x.permute({0, 2, 1, 3}).contiguous()}, 0, 0))
+          << name(dt) << " view";
+      Tensor xr = rnd({c.N, c.H, c.W, c.C}, dt);
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return max_pool2d(v[0], o); }, {xr}, {0}, 0, 0)) << name(dt);
+      Tensor gy = rnd(max_pool2d(xr, o).shape(), dt);
+      EXPECT_TRUE(same_grads_on_gpu(
+          [&](auto& v) {
+            Tensor xg = v[0].detach().clone();
+            xg.requires_grad_(true);
+            Tensor s = sum(max_pool2d(xg, o) * v[1]);
+            return glia::grad(s, xg, {.create_graph = true});
+          },
+          {xr, gy}, {1}, 0, 0))
+          << name(dt) << " gather";
+    }
+}
+
+// 16-bit averages: a float sum times the float reciprocal of the count, rounded once, on both
+// devices; the CPU's vectorized float32 loop may differ in the last float bit, which can move the
+// rounding by one 16-bit ulp.
+TEST(CudaPool, AverageOf16BitMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves)
+    for (const PoolCase& c : pool_cases()) {
+      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
+      auto o = c.o;
+      double rt = ulp16(dt), at = 1e-3 * ulp16(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, rt, at)) << name(dt);
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return avg_pool2d(v[0].permute({0, 2, 1, 3}), o);
+          },
+          {x.permute({0, 2, 1, 3}).contiguous()}, rt, at))
+          << name(dt) << " view";
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, {0}, rt, at)) << name(dt);
+    }
+}
+
+TEST(CudaPool, EmptyBatchOf16Bit) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves) {
+    Tensor x = rnd({0, 4, 6, 3}, dt);
+    Pool2dOptions o{.kernel = {2, 2}};
+    Attrs a = pool_op_attrs(o, 4, 6);
+    for (size_t out : {0, 1})
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return dispatch(op("max_pool2d"), {v[0]}, a)[out]; }, {x}, 0, 0))
+          << name(dt) << " output " << out;
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, 0, 0)) << name(dt);
+  }
+}
+
 // --- batch norm
 
 TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
@@ -378,6 +541,70 @@ TEST(CudaBatchNorm, RunningStatisticsUpdateOnGpu) {
   auto cpu = run(Device::cpu()), gpu = run(kGpu);
   EXPECT_TRUE(testing::all_close(gpu[0], cpu[0], 1e-5, 1e-6));
   EXPECT_TRUE(testing::all_close(gpu[1], cpu[1], 1e-5, 1e-6));
+}
+
+// 16-bit batch norm: statistics in double from the values loaded as float (float32 outputs, as the
+// CPU's), y = x a + b with float a, b, each product and sum rounded in float, then once to 16 bits.
+// The double sums differ in order only (~1e-16), which can move a float coefficient by one float
+// ulp and with it y by one 16-bit ulp at most (plus a few float ulps of the products where y cancels).
+TEST(CudaBatchNorm, TrainOf16BitMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<Shape> shapes = {{2, 3}, {3, 5, 7, 4}, {4, 9, 11, 33}, {70001, 3}};
+  for (DType dt : kHalves)
+    for (const Shape& s : shapes) {
+      Tensor x = (rnd(s, DType::f64) + 5.0).to(dt);
+      int64_t C = s.back();
+      Tensor g = rnd({C}, DType::f32), b = rnd({C}, DType::f32);
+      for (int i = 0; i < 4; ++i) {
+        double rt = i == 0 ? ulp16(dt) : 1e-5, at = i == 0 ? 1e-2 * ulp16(dt) : 1e-6;
+        EXPECT_TRUE(same_on_gpu(
+            [&](auto& v) {
+              return dispatch(op("batch_norm_train"), {v[0], v[1], v[2]}, {{"eps", 1e-3}})[i];
+            },
+            {x, g, b}, rt, at))
+            << to_string(s) << " output " << i << " " << name(dt);
+      }
+    }
+}
+
+// Gradients (batch_norm_backward: dx in 16 bits as y above, dgamma / dbeta float32 sums in double,
+// rounded to gamma's dtype), inference (batch_norm_apply) and its gradients, views, an empty batch.
+TEST(CudaBatchNorm, GradientsAndApplyOf16Bit) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : kHalves)
+    for (const Shape& s : std::vector<Shape>{{5, 3}, {3, 5, 7, 4}, {2, 13, 17, 9}}) {
+      Tensor x = rnd(s, dt);
+      int64_t C = s.back();
+      Tensor g = rnd({C}, dt), b = rnd({C}, dt);
+      double rt = ulp16(dt), at = 1e-2 * ulp16(dt);
+      // Gradients pass through more than one rounding (dgamma: a float32 sum rounded to 16 bits;
+      // batch_norm_apply's: 16-bit products and sums of other ops, then further ops): up to 2 ulps,
+      // and a tenth of an ulp at 1 where float sums of a few hundred products cancel.
+      double grt = 2 * ulp16(dt), gat = 0.1 * ulp16(dt);
+      auto train = [](const auto& v) {
+        return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
+      };
+      EXPECT_TRUE(same_on_gpu(train, {x, g, b}, rt, at)) << to_string(s) << " " << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu(train, {x, g, b}, {0, 1, 2}, grt, gat)) << to_string(s) << " " << name(dt);
+      Tensor rm = rnd({C}, dt), rv = rnd({C}, dt, 0.5, 2.0);
+      auto infer = [](auto& v) { return batch_norm(v[0], v[3], v[4], v[1], v[2], {.training = false}); };
+      EXPECT_TRUE(same_on_gpu(infer, {x, g, b, rm, rv}, rt, at)) << to_string(s) << " " << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu(infer, {x, g, b, rm, rv}, {0, 1, 2}, grt, gat)) << to_string(s) << " " << name(dt);
+      Tensor xt = x.transpose(0, s.size() - 2).contiguous();
+      EXPECT_TRUE(same_grads_on_gpu(
+          [&](auto& v) {
+            return train(std::vector<Tensor>{v[0].transpose(0, static_cast<int64_t>(s.size()) - 2), v[1], v[2]});
+          },
+          {xt, g, b}, {0, 1, 2}, grt, gat))
+          << to_string(s) << " view " << name(dt);
+    }
+  for (DType dt : kHalves) {
+    Tensor x = rnd({0, 4, 4, 3}, dt), rm = rnd({3}, dt), rv = rnd({3}, dt, 0.5, 2.0);
+    EXPECT_TRUE(
+        same_on_gpu([](auto& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), {.training = false}); },
+                    {x, rm, rv}, 0, 0))
+        << name(dt);
+  }
 }
 
 // --- matmul_fused

@@ -1,13 +1,18 @@
 // CUDA kernels of convolution (cuDNN), pooling, batch norm and matmul_fused, beside their CPU kernels.
 //
-// Convolutions: float32 runs cuDNN on NHWC with the filter as KRSC [Cout, KH, KW, Cin/groups]; float64
-// runs on NCHW / KCRS, since cuDNN has no double NHWC kernels (and so does float32 where cuDNN has no
-// NHWC algorithm for the geometry: remembered per geometry). The Keras kernel is transposed into a
-// temporary on every call (and the weight gradient transposed back). cuDNN pads symmetrically, so
-// asymmetric pads ('same' with an even span or a stride) pad the input explicitly by the difference (and the
-// input gradient is cropped). Algorithms come from cuDNN's heuristics (never cudnnFind*, which
-// synchronizes), deterministic ones first, without TF32 unless cuda::allow_tf32(); the first that runs
-// is cached per geometry. Workspaces are temporaries of the caching allocator.
+// Convolutions: float32, bfloat16 and float16 run cuDNN on NHWC with the filter as KRSC [Cout, KH, KW,
+// Cin/groups]; float64 runs on NCHW / KCRS, since cuDNN has no double NHWC kernels (and so do the others
+// where cuDNN has no NHWC algorithm for the geometry: remembered per geometry). The Keras kernel is
+// transposed into a temporary on every call (and the weight gradient transposed back). cuDNN pads
+// symmetrically, so asymmetric pads ('same' with an even span or a stride) pad the input explicitly by
+// the difference (and the input gradient is cropped). Algorithms come from cuDNN's heuristics (never
+// cudnnFind*, which synchronizes), deterministic ones first, without TF32 unless cuda::allow_tf32(); the
+// first that runs is cached per geometry. Workspaces are temporaries of the caching allocator.
+// 16-bit convolutions accumulate in float (compute type float; heuristics asked with tensor-core math,
+// each algorithm run with the math type they report for it), as the CPU's float32 convolution of
+// float32 copies, and round once: a bias is loaded into the output first and added by cuDNN in float
+// (beta = 1), so that the sum is rounded once as on the CPU (ReLU after the rounding gives the same
+// value as before it).
 // Pooling, batch norm and the bias + activation epilogues are own kernels (nn.cu): they follow the
 // CPU's index, NaN and statistics conventions exactly.
 #include <algorithm>
@@ -29,10 +34,13 @@ namespace {
 
 using I64s = std::vector<int64_t>;
 
-/// The dtype of a float32 / float64 kernel; others throw DTypeError naming the op.
+bool is_16bit(DType t) { return t == DType::bf16 || t == DType::f16; }
+
+/// The dtype of a floating-point kernel (float32, float64, bfloat16, float16, as the CPU's); others
+/// throw DTypeError naming the op.
 launch::Dt float_dt(DType t, const char* op) {
-  GLIA_CHECK(t == DType::f32 || t == DType::f64, DTypeError, op, ": no CUDA kernel for dtype ", name(t),
-             " (float32 and float64 are supported)");
+  GLIA_CHECK(t == DType::f32 || t == DType::f64 || is_16bit(t), DTypeError, op, ": no CUDA kernel for dtype ", name(t),
+             " (float32, float64, bfloat16 and float16 are supported)");
   return dt(t);
 }
 
@@ -109,8 +117,15 @@ struct Choice {
 /// KRSC or KCRS to match.
 class Conv {
  public:
-  Conv(const Geom& g, DType t, bool nhwc, const char* op) : g_(g), f32_(t == DType::f32), nhwc_(nhwc), op_(op) {
-    cudnnDataType_t type = f32_ ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  Conv(const Geom& g, DType t, bool nhwc, const char* op)
+      : g_(g), f32_(t == DType::f32), f64_(t == DType::f64), nhwc_(nhwc), op_(op) {
+    cudnnDataType_t type = t == DType::f32    ? CUDNN_DATA_FLOAT
+                           : t == DType::f64  ? CUDNN_DATA_DOUBLE
+                           : t == DType::bf16 ? CUDNN_DATA_BFLOAT16
+                                              : CUDNN_DATA_HALF;
+    // 16-bit data accumulates in float (cuDNN's PSEUDO_HALF / PSEUDO_BFLOAT16 configurations).
+    cudnnDataType_t compute = f64_ ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    tag_ = t == DType::f32 ? 'f' : t == DType::f64 ? 'd' : t == DType::bf16 ? 'b' : 'h';
     cudnnTensorFormat_t fmt = nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     check(cudnnCreateTensorDescriptor(&d_.x), op);
     check(cudnnCreateTensorDescriptor(&d_.y), op);
@@ -127,7 +142,7 @@ class Conv {
           op);
     check(cudnnSetConvolution2dDescriptor(d_.conv, as_int(g.ph(), op), as_int(g.pw(), op), as_int(g.sh, op),
                                           as_int(g.sw, op), as_int(g.dh, op), as_int(g.dw, op), CUDNN_CROSS_CORRELATION,
-                                          type),
+                                          compute),
           op);
     check(cudnnSetConvolutionGroupCount(d_.conv, as_int(g.G, op)), op);
     check(cudnnSetConvolutionMathType(d_.conv, plain_math()), op);
@@ -140,9 +155,10 @@ class Conv {
     return it == cache().end() || it->second.ok;
   }
 
-  /// Runs `pass` (beta = 0: the output is overwritten) with the cached or a newly chosen algorithm.
-  /// False when no algorithm takes this geometry in this layout (remembered); other errors throw.
-  bool run(Pass pass, int dev, const void* x, const void* w, const void* y, void* out) {
+  /// Runs `pass` with the cached or a newly chosen algorithm: out is overwritten (beta = 0), or with
+  /// `accumulate` the result is added to what out holds, in the compute type (beta = 1). False when no
+  /// algorithm takes this geometry in this layout (remembered); other errors throw.
+  bool run(Pass pass, int dev, const void* x, const void* w, const void* y, void* out, bool accumulate = false) {
     cudnnHandle_t h = cudnn(dev);
     std::string key = key_of(pass);
     Choice known;
@@ -157,13 +173,13 @@ class Conv {
     }
     if (hit) {
       if (!known.ok) return false;
-      check(execute(pass, h, dev, known, x, w, y, out), op_);
+      check(execute(pass, h, dev, known, x, w, y, out, accumulate), op_);
       return true;
     }
     std::vector<Choice> cands = candidates(pass, h);
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
     for (const Choice& c : cands) {
-      last = execute(pass, h, dev, c, x, w, y, out);
+      last = execute(pass, h, dev, c, x, w, y, out, accumulate);
       if (last == CUDNN_STATUS_SUCCESS) {
         std::lock_guard<std::mutex> lock(mu());
         cache()[key] = c;
@@ -179,8 +195,12 @@ class Conv {
   }
 
  private:
-  /// The math type without TF32 for float32 unless allowed (FMA kernels only); float64 has no TF32.
-  cudnnMathType_t plain_math() const { return f32_ && !allow_tf32() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH; }
+  /// The math type without TF32 for float32 unless allowed (FMA kernels only); float64 has no TF32;
+  /// 16-bit data on tensor cores (they accumulate in float, as the CPU does).
+  cudnnMathType_t plain_math() const {
+    if (!f32_ && !f64_) return CUDNN_TENSOR_OP_MATH;
+    return f32_ && !allow_tf32() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  }
 
   bool allowed(cudnnMathType_t m) const {
     return !f32_ || allow_tf32() || (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
@@ -189,10 +209,10 @@ class Conv {
   std::string key_of(Pass pass) const {
     char buf[320];
     std::snprintf(buf, sizeof buf, "%d%c%d%c:%ld,%ld,%ld,%ld:%ld,%ld,%ld,%ld:%ld,%ld:%ld,%ld,%ld,%ld,%ld,%ld,%ld",
-                  static_cast<int>(pass), f32_ ? 'f' : 'd', allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', long(g_.N),
-                  long(g_.Hp()), long(g_.Wp()), long(g_.C), long(g_.KH), long(g_.KW), long(g_.Cg), long(g_.O),
-                  long(g_.OH), long(g_.OW), long(g_.G), long(g_.sh), long(g_.sw), long(g_.dh), long(g_.dw),
-                  long(g_.ph()), long(g_.pw()));
+                  static_cast<int>(pass), tag_, allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', long(g_.N), long(g_.Hp()),
+                  long(g_.Wp()), long(g_.C), long(g_.KH), long(g_.KW), long(g_.Cg), long(g_.O), long(g_.OH),
+                  long(g_.OW), long(g_.G), long(g_.sh), long(g_.sw), long(g_.dh), long(g_.dw), long(g_.ph()),
+                  long(g_.pw()));
     return buf;
   }
 
@@ -241,7 +261,7 @@ class Conv {
   /// One pass with algorithm c. Fwd: out = conv(x, w). BwdData: out (x-shaped) from y (the output
   /// gradient) and w. BwdFilter: out (w-shaped) from x and y.
   cudnnStatus_t execute(Pass pass, cudnnHandle_t h, int dev, const Choice& c, const void* x, const void* w,
-                        const void* y, void* out) const {
+                        const void* y, void* out, bool accumulate) const {
     cudnnStatus_t st = cudnnSetConvolutionMathType(d_.conv, c.math);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     size_t ws = 0;
@@ -258,10 +278,11 @@ class Conv {
     Tensor space;
     if (ws > 0) space = Tensor::empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev));
     void* wsp = ws > 0 ? space.data_ptr() : nullptr;
-    float one_f = 1.f, zero_f = 0.f;
-    double one_d = 1.0, zero_d = 0.0;
-    const void* alpha = f32_ ? static_cast<const void*>(&one_f) : static_cast<const void*>(&one_d);
-    const void* beta = f32_ ? static_cast<const void*>(&zero_f) : static_cast<const void*>(&zero_d);
+    // Scaling factors are float for float32 and 16-bit data, double for double.
+    float one_f = 1.f, beta_f = accumulate ? 1.f : 0.f;
+    double one_d = 1.0, beta_d = accumulate ? 1.0 : 0.0;
+    const void* alpha = f64_ ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
+    const void* beta = f64_ ? static_cast<const void*>(&beta_d) : static_cast<const void*>(&beta_f);
     DeviceGuard guard(dev);
     if (pass == Pass::Fwd)
       return cudnnConvolutionForward(h, alpha, d_.x, x, d_.w, w, d_.conv,
@@ -284,7 +305,8 @@ class Conv {
   }
 
   Geom g_;
-  bool f32_, nhwc_;
+  bool f32_, f64_, nhwc_;
+  char tag_;  // the dtype in cache keys
   const char* op_;
   Descs d_;
 };
@@ -308,10 +330,11 @@ Tensor conv_filter(const Tensor& w, bool nhwc) {
 /// An NHWC activation in NHWC or NCHW.
 Tensor conv_act(const Tensor& t, bool nhwc) { return nhwc ? t.contiguous() : t.permute({0, 3, 1, 2}).contiguous(); }
 
-/// Runs attempt(nhwc): NHWC first for float32, NCHW otherwise and where NHWC has no algorithm.
+/// Runs attempt(nhwc): NHWC first for float32 and 16-bit floats, NCHW otherwise and where NHWC has no
+/// algorithm.
 template <class F>
 void in_some_layout(DType t, const char* op, const Geom& g, F&& attempt) {
-  if (t == DType::f32 && attempt(true)) return;
+  if (t != DType::f64 && attempt(true)) return;
   if (attempt(false)) return;
   throw DeviceError(detail::str(op, ": cuDNN has no algorithm for input [", g.N, ", ", g.H, ", ", g.W, ", ", g.C,
                                 "] and weight [", g.KH, ", ", g.KW, ", ", g.Cg, ", ", g.O, "] with stride (", g.sh,
@@ -329,19 +352,24 @@ void conv_forward_kernel(KernelContext& k) {
   no_grad guard;  // layout copies are temporaries
   int dev = y.device().index;
   Tensor bias = has_bias ? input_as(k, 2, y.dtype()).contiguous() : Tensor();
+  // 16-bit: cuDNN adds the bias (preloaded into the output) to its float sum before rounding.
+  bool bias_in_conv = has_bias && is_16bit(y.dtype());
   if (g.C == 0 || g.KH * g.KW == 0) {  // nothing to sum: the bias or zeros
     fill(y, 0);
+    bias_in_conv = false;
   } else {
     in_some_layout(y.dtype(), op, g, [&](bool nhwc) {
       Conv conv(g, y.dtype(), nhwc, op);
       if (!conv.maybe(Pass::Fwd)) return false;
       Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
       Tensor out = nhwc ? y : Tensor::empty({g.N, g.O, g.OH, g.OW}, y.dtype(), y.device());
-      if (!conv.run(Pass::Fwd, dev, ptr(x), ptr(w), nullptr, ptr(out))) return false;
+      if (bias_in_conv) copy_into(bias, nhwc ? out : out.permute({0, 2, 3, 1}));
+      if (!conv.run(Pass::Fwd, dev, ptr(x), ptr(w), nullptr, ptr(out), bias_in_conv)) return false;
       if (!nhwc) copy_into(out.permute({0, 2, 3, 1}), y);
       return true;
     });
   }
+  if (bias_in_conv) has_bias = false;
   if (!has_bias && !relu) return;
   DeviceGuard dg(dev);
   // ReLU as the relu op (NaN stays NaN), not cuDNN's activation.
@@ -514,7 +542,10 @@ void bn_apply(KernelContext& k) {
 void matmul_fused_kernel(KernelContext& k) {
   const Tensor& out = k.output();
   if (out.numel() == 0) return;
-  launch::Dt d = float_dt(out.dtype(), "matmul_fused");
+  // float32 only by the op's definition (as the CPU kernel); float64 would run too.
+  GLIA_CHECK(out.dtype() == DType::f32 || out.dtype() == DType::f64, DTypeError,
+             "matmul_fused: no CUDA kernel for dtype ", name(out.dtype()));
+  launch::Dt d = dt(out.dtype());
   const auto& act = k.attr<std::string>("activation");
   bool approximate = k.attrs().get_or<bool>("approximate", false);
   launch::Act a = act.empty()        ? launch::Act::None

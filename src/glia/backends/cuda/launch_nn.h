@@ -1,6 +1,7 @@
 // The interface between conv_ops.cpp and nn.cu: the own kernels of the neural-network ops (pooling,
 // batch-norm reductions and affine passes, the bias + activation epilogue). Plain types only.
-// Every pointer is to contiguous memory; Dt is F32 or F64 (the launchers return false otherwise).
+// Every pointer is to contiguous memory; Dt is F32, F64, BF16 or F16 (the launchers return false
+// otherwise): 16-bit floats are computed in float and rounded once, statistics are double throughout.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -4,6 +4,8 @@
 // combine), the per-channel affine passes, and the bias + activation epilogue of fused ops.
 // Backward pooling is a gather per input cell over the windows that contain it, in the CPU's
 // window order: no atomics, so results are deterministic.
+// bfloat16 / float16 load into float (Acc), compute there and round once on store, as the CPU's
+// kernels (which run these ops on float32 copies); statistics stay in double for every dtype.
 #include <cstdint>
 #include <type_traits>
 
@@ -41,10 +43,11 @@ __device__ __forceinline__ T activate(T x, Act act) {
 
 template <class T>
 __global__ void bias_act_kernel(T* y, const T* bias, int64_t n, int64_t C, Act act) {
+  using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(i, n) {
-    T v = y[i];
-    if (bias) v += bias[i % C];
-    y[i] = activate(v, act);
+    A v = load(y + i);
+    if (bias) v += load(bias + i % C);
+    store(y + i, activate<A>(v, act));
   }
 }
 
@@ -61,6 +64,7 @@ __device__ __forceinline__ void covering(int64_t i, int64_t pad, int64_t K, int6
 
 template <class T, class I>
 __global__ void max_fwd_kernel(PoolGeom g, const T* x, T* y, I* idx, int64_t total) {
+  using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(o, total) {
     int64_t c = o % g.C, r = o / g.C;
     int64_t ow = r % g.OW;
@@ -70,24 +74,25 @@ __global__ void max_fwd_kernel(PoolGeom g, const T* x, T* y, I* idx, int64_t tot
     int64_t khl = ih0 < 0 ? -ih0 : 0, kwl = iw0 < 0 ? -iw0 : 0;
     int64_t khh = g.H - ih0 < g.KH ? g.H - ih0 : g.KH, kwh = g.W - iw0 < g.KW ? g.W - iw0 : g.KW;
     const T* base = x + n * g.H * g.W * g.C + c;
-    T m = base[((ih0 + khl) * g.W + iw0 + kwl) * g.C];
+    A m = load(base + ((ih0 + khl) * g.W + iw0 + kwl) * g.C);
     int64_t best = khl * g.KW + kwl;
     // A strictly greater value or any NaN takes the place (the CPU's rule: the last NaN wins).
     for (int64_t kh = khl; kh < khh; ++kh)
       for (int64_t kw = kwl; kw < kwh; ++kw) {
-        T v = base[((ih0 + kh) * g.W + iw0 + kw) * g.C];
+        A v = load(base + ((ih0 + kh) * g.W + iw0 + kw) * g.C);
         if (v > m || isnan(v)) {
           m = v;
           best = kh * g.KW + kw;
         }
       }
-    y[o] = m;
+    store(y + o, m);
     idx[o] = static_cast<I>(best);
   }
 }
 
 template <class T, class I>
 __global__ void max_bwd_kernel(PoolGeom g, const T* gy, const I* idx, T* gx, int64_t total) {
+  using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(i, total) {
     int64_t c = i % g.C, r = i / g.C;
     int64_t iw = r % g.W;
@@ -96,14 +101,14 @@ __global__ void max_bwd_kernel(PoolGeom g, const T* gy, const I* idx, T* gx, int
     int64_t ohl, ohh, owl, owh;
     covering(ih, g.pt, g.KH, g.sh, g.OH, ohl, ohh);
     covering(iw, g.pl, g.KW, g.sw, g.OW, owl, owh);
-    T acc = T(0);
+    A acc = A(0);
     for (int64_t oh = ohl; oh <= ohh; ++oh)
       for (int64_t ow = owl; ow <= owh; ++ow) {
         int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
         int64_t pos = (ih - (oh * g.sh - g.pt)) * g.KW + (iw - (ow * g.sw - g.pl));
-        if (static_cast<int64_t>(idx[o]) == pos) acc += gy[o];
+        if (static_cast<int64_t>(idx[o]) == pos) acc += load(gy + o);
       }
-    gx[i] = acc;
+    store(gx + i, acc);
   }
 }
 
@@ -117,7 +122,7 @@ __global__ void max_gather_kernel(PoolGeom g, const T* x, const I* idx, T* y, in
     int64_t k = static_cast<int64_t>(idx[o]);
     int64_t ih = oh * g.sh - g.pt + k / g.KW, iw = ow * g.sw - g.pl + k % g.KW;
     // An index from max_pool2d always names a cell inside the input; a foreign one reads zero.
-    y[o] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((n * g.H + ih) * g.W + iw) * g.C + c] : T(0);
+    y[o] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((n * g.H + ih) * g.W + iw) * g.C + c] : T{};
   }
 }
 
@@ -131,6 +136,7 @@ __device__ __forceinline__ int64_t window_count(const PoolGeom& g, int64_t oh, i
 
 template <class T>
 __global__ void avg_fwd_kernel(PoolGeom g, const T* x, T* y, int64_t total) {
+  using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(o, total) {
     int64_t c = o % g.C, r = o / g.C;
     int64_t ow = r % g.OW;
@@ -140,15 +146,16 @@ __global__ void avg_fwd_kernel(PoolGeom g, const T* x, T* y, int64_t total) {
     int64_t h0 = ih0 < 0 ? 0 : ih0, h1 = ih0 + g.KH < g.H ? ih0 + g.KH : g.H;
     int64_t w0 = iw0 < 0 ? 0 : iw0, w1 = iw0 + g.KW < g.W ? iw0 + g.KW : g.W;
     const T* base = x + n * g.H * g.W * g.C + c;
-    T s = T(0);
+    A s = A(0);
     for (int64_t ih = h0; ih < h1; ++ih)
-      for (int64_t iw = w0; iw < w1; ++iw) s += base[(ih * g.W + iw) * g.C];
-    y[o] = s * (T(1) / static_cast<T>((h1 - h0) * (w1 - w0)));
+      for (int64_t iw = w0; iw < w1; ++iw) s += load(base + (ih * g.W + iw) * g.C);
+    store(y + o, s * (A(1) / static_cast<A>((h1 - h0) * (w1 - w0))));
   }
 }
 
 template <class T>
 __global__ void avg_bwd_kernel(PoolGeom g, const T* gy, T* gx, int64_t total) {
+  using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(i, total) {
     int64_t c = i % g.C, r = i / g.C;
     int64_t iw = r % g.W;
@@ -157,13 +164,13 @@ __global__ void avg_bwd_kernel(PoolGeom g, const T* gy, T* gx, int64_t total) {
     int64_t ohl, ohh, owl, owh;
     covering(ih, g.pt, g.KH, g.sh, g.OH, ohl, ohh);
     covering(iw, g.pl, g.KW, g.sw, g.OW, owl, owh);
-    T acc = T(0);
+    A acc = A(0);
     for (int64_t oh = ohl; oh <= ohh; ++oh)
       for (int64_t ow = owl; ow <= owh; ++ow) {
-        T inv = T(1) / static_cast<T>(window_count(g, oh, ow));
-        acc += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] * inv;
+        A inv = A(1) / static_cast<A>(window_count(g, oh, ow));
+        acc += load(gy + ((n * g.OH + oh) * g.OW + ow) * g.C + c) * inv;
       }
-    gx[i] = acc;
+    store(gx + i, acc);
   }
 }
 
@@ -185,11 +192,11 @@ __global__ void bn_partial_kernel(const T* x, const T* g, const double* mean, in
   int64_t r0 = p * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
   double a1 = 0, a2 = 0;
   if (c < C) {
-    double ref = g ? mean[c] : static_cast<double>(x[c]);  // training: shifted by row 0 (no cancellation)
+    double ref = g ? mean[c] : static_cast<double>(load(x + c));  // training: shifted by row 0 (no cancellation)
     for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowThreads) {
-      double xv = static_cast<double>(x[r * C + c]) - ref;
+      double xv = static_cast<double>(load(x + r * C + c)) - ref;
       if (g) {
-        double gv = static_cast<double>(g[r * C + c]);
+        double gv = static_cast<double>(load(g + r * C + c));
         a1 += gv;
         a2 += gv * xv;
       } else {
@@ -221,7 +228,7 @@ __global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x
       t1 += part[(p * 2) * C + c];
       t2 += part[(p * 2 + 1) * C + c];
     }
-    double shift = M > 0 ? static_cast<double>(x[c]) : 0.0;
+    double shift = M > 0 ? static_cast<double>(load(x + c)) : 0.0;
     double m1 = t1 / static_cast<double>(M);
     double mean = shift + m1;
     double v = t2 / static_cast<double>(M) - m1 * m1;
@@ -254,11 +261,17 @@ __global__ void bn_backward_finish_kernel(const double* part, int64_t P, const d
   }
 }
 
+// 16-bit floats: float coefficients (as the CPU's acc_t vectors) and each product and sum rounded
+// (no FMA contraction), as the CPU's scalar loop computes them, so the results match it exactly.
 template <class T>
 __global__ void affine_kernel(const T* x, const double* a, const double* b, T* y, int64_t n, int64_t C) {
   GLIA_CUDA_LOOP(i, n) {
     int64_t c = i % C;
-    y[i] = x[i] * static_cast<T>(a[c]) + static_cast<T>(b[c]);
+    if constexpr (std::is_same_v<typename Acc<T>::type, T>) {
+      y[i] = x[i] * static_cast<T>(a[c]) + static_cast<T>(b[c]);
+    } else {
+      store(y + i, __fadd_rn(__fmul_rn(load(x + i), static_cast<float>(a[c])), static_cast<float>(b[c])));
+    }
   }
 }
 
@@ -267,27 +280,21 @@ __global__ void affine2_kernel(const T* g, const T* x, const double* a, const do
                                int64_t n, int64_t C) {
   GLIA_CUDA_LOOP(i, n) {
     int64_t c = i % C;
-    y[i] = g[i] * static_cast<T>(a[c]) + x[i] * static_cast<T>(b[c]) + static_cast<T>(d[c]);
+    if constexpr (std::is_same_v<typename Acc<T>::type, T>) {
+      y[i] = g[i] * static_cast<T>(a[c]) + x[i] * static_cast<T>(b[c]) + static_cast<T>(d[c]);
+    } else {
+      float ga = __fmul_rn(load(g + i), static_cast<float>(a[c]));
+      float xb = __fmul_rn(load(x + i), static_cast<float>(b[c]));
+      store(y + i, __fadd_rn(__fadd_rn(ga, xb), static_cast<float>(d[c])));
+    }
   }
 }
 
-/// f(T{}) for F32 / F64; false for other dtypes.
-template <class F>
-bool visit_float(Dt dt, F&& f) {
-  if (dt == F32) {
-    f(float{});
-    return true;
-  }
-  if (dt == F64) {
-    f(double{});
-    return true;
-  }
-  return false;
-}
+bool is_float(Dt dt) { return dt == F32 || dt == F64 || dt == BF16 || dt == F16; }
 
 template <class F>
 bool visit_pool(Dt dt, bool idx32, F&& f) {
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     if (idx32)
       f(t, int32_t{});
     else
@@ -299,7 +306,7 @@ bool visit_pool(Dt dt, bool idx32, F&& f) {
 
 bool bias_act(void* y, const void* bias, int64_t n, int64_t C, Act act, Dt dt, cudaStream_t s) {
   if (n == 0) return true;
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     bias_act_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), n, C, act);
   });
@@ -341,7 +348,7 @@ bool max_pool_gather(const PoolGeom& g, const void* x, const void* idx, bool idx
 bool avg_pool_fwd(const PoolGeom& g, const void* x, void* y, Dt dt, cudaStream_t s) {
   int64_t total = g.N * g.OH * g.OW * g.C;
   if (total == 0) return true;
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     avg_fwd_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(g, static_cast<const T*>(x), static_cast<T*>(y), total);
   });
@@ -350,7 +357,7 @@ bool avg_pool_fwd(const PoolGeom& g, const void* x, void* y, Dt dt, cudaStream_t
 bool avg_pool_bwd(const PoolGeom& g, const void* gy, void* gx, Dt dt, cudaStream_t s) {
   int64_t total = g.N * g.H * g.W * g.C;
   if (total == 0) return true;
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     avg_bwd_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(g, static_cast<const T*>(gy), static_cast<T*>(gx), total);
   });
@@ -367,11 +374,11 @@ int64_t bn_parts(int64_t M) {
 bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M, int64_t C, double* part, Dt dt,
                      cudaStream_t s) {
   int64_t P = bn_parts(M);
-  if (P == 0 || C == 0) return dt == F32 || dt == F64;
+  if (P == 0 || C == 0) return is_float(dt);
   int64_t chunk = (M + P - 1) / P;
   dim3 grid(static_cast<unsigned>((C + kChan - 1) / kChan), static_cast<unsigned>(P));
   dim3 block(kChan, kRowThreads);
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     bn_partial_kernel<T>
         <<<grid, block, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(g), mean, M, C, chunk, part);
@@ -380,8 +387,8 @@ bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M
 
 bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const double* gamma, const double* beta,
                      int64_t M, int64_t C, double eps, double* out, cudaStream_t s) {
-  if (C == 0) return dt == F32 || dt == F64;
-  return visit_float(dt, [&](auto t) {
+  if (C == 0) return is_float(dt);
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     bn_train_finish_kernel<T>
         <<<blocks_for(C), kThreads, 0, s>>>(part, P, static_cast<const T*>(x), gamma, beta, M, C, eps, out);
@@ -397,8 +404,8 @@ void bn_backward_finish(const double* part, int64_t P, const double* mean, const
 bool channel_affine(const void* x, const double* a, const double* b, void* y, int64_t M, int64_t C, Dt dt,
                     cudaStream_t s) {
   int64_t n = M * C;
-  if (n == 0) return dt == F32 || dt == F64;
-  return visit_float(dt, [&](auto t) {
+  if (n == 0) return is_float(dt);
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     affine_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), a, b, static_cast<T*>(y), n, C);
   });
@@ -407,8 +414,8 @@ bool channel_affine(const void* x, const double* a, const double* b, void* y, in
 bool channel_affine2(const void* g, const void* x, const double* a, const double* b, const double* d, void* y,
                      int64_t M, int64_t C, Dt dt, cudaStream_t s) {
   int64_t n = M * C;
-  if (n == 0) return dt == F32 || dt == F64;
-  return visit_float(dt, [&](auto t) {
+  if (n == 0) return is_float(dt);
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     affine2_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(g), static_cast<const T*>(x), a, b, d,
                                                          static_cast<T*>(y), n, C);
