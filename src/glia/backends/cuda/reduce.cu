@@ -370,18 +370,6 @@ __global__ void softmax_cols_kernel(const T* x, T* y, int64_t outer, int64_t R, 
   }
 }
 
-template <class F>
-bool visit_float(Dt dt, F&& f) {
-  if (dt != F32 && dt != F64 && dt != BF16 && dt != F16) return false;
-  visit(dt, [&](auto t) {
-    using T = decltype(t);
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16_t> ||
-                  std::is_same_v<T, f16_t>)
-      f(t);
-  });
-  return true;
-}
-
 // --- layer norm over rows [R, H]: statistics in double, as the CPU kernel.
 
 template <class T, class A = typename Acc<T>::type>
@@ -504,7 +492,7 @@ bool reduce(RedOp op, const void* x, Dt in_dt, void* vals, Dt out_dt, int64_t* i
 bool var_rows(const void* x, void* out, Dt dt, int64_t outer, int64_t R, int64_t correction, cudaStream_t s) {
   double denom = static_cast<double>(R - correction);
   bool w = warp_rows_for(R);
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     if (outer == 0) return;
     var_kernel<T>
@@ -513,7 +501,7 @@ bool var_rows(const void* x, void* out, Dt dt, int64_t outer, int64_t R, int64_t
 }
 
 bool softmax(const void* x, void* y, Dt dt, int64_t outer, int64_t R, int64_t inner, bool log, cudaStream_t s) {
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     const T* xp = static_cast<const T*>(x);
     T* yp = static_cast<T*>(y);
@@ -529,7 +517,7 @@ bool softmax(const void* x, void* y, Dt dt, int64_t outer, int64_t R, int64_t in
 
 bool layer_norm_fwd(const void* x, const void* gamma, const void* beta, void* y, void* mean, void* rstd, Dt dt,
                     int64_t R, int64_t H, double eps, cudaStream_t s) {
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     using A = typename Acc<T>::type;
     if (R == 0) return;
@@ -547,7 +535,7 @@ int64_t layer_norm_bwd_chunks(int64_t R) {
 
 bool layer_norm_bwd(const void* g, const void* x, const void* mean, const void* rstd, const void* gamma, void* dx,
                     double* partial, void* dgamma, void* dbeta, Dt dt, int64_t R, int64_t H, cudaStream_t s) {
-  return visit_float(dt, [&](auto t) {
+  return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
     using A = typename Acc<T>::type;
     if (R == 0 || H == 0) return;
