@@ -491,41 +491,54 @@ TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
     }
 }
 
+// Gradients (batch_norm_backward; for 16-bit inputs dx in 16 bits as y, dgamma / dbeta float32 sums
+// in double rounded to gamma's dtype), inference (batch_norm_apply) and its gradients, views.
 TEST(CudaBatchNorm, GradientsAndApply) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
     for (const Shape& s : std::vector<Shape>{{5, 3}, {3, 5, 7, 4}, {2, 13, 17, 9}}) {
       Tensor x = rnd(s, dt);
       int64_t C = s.back();
       Tensor g = rnd({C}, dt), b = rnd({C}, dt);
+      bool half = dt == DType::bf16 || dt == DType::f16;
       double rt = dt == DType::f32 ? 1e-4 : 1e-9, at = dt == DType::f32 ? 1e-4 : 1e-10;
+      // 16-bit gradients pass through more than one rounding (dgamma: a float32 sum rounded to 16
+      // bits; batch_norm_apply's: 16-bit products and sums of other ops): up to 2 ulps, and a tenth
+      // of an ulp at 1 where float sums of a few hundred products cancel. Outputs: 1 ulp.
+      double grt = half ? 2 * ulp16(dt) : rt, gat = half ? 0.1 * ulp16(dt) : at;
+      if (half) rt = ulp16(dt), at = 1e-2 * ulp16(dt);
       auto train = [](const auto& v) {
         return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
       };
-      EXPECT_TRUE(same_grads_on_gpu(train, {x, g, b}, {0, 1, 2}, rt, at)) << to_string(s) << " " << name(dt);
+      if (half) {
+        EXPECT_TRUE(same_on_gpu(train, {x, g, b}, rt, at)) << to_string(s) << " " << name(dt);
+      }
+      EXPECT_TRUE(same_grads_on_gpu(train, {x, g, b}, {0, 1, 2}, grt, gat)) << to_string(s) << " " << name(dt);
       // Double backward through batch_norm_backward (its rule uses public ops).
       Tensor r = rnd(s, dt);
-      EXPECT_TRUE(same_grads_on_gpu(
-          [&](auto& v) {
-            Tensor xg = v[0].detach().clone();
-            xg.requires_grad_(true);
-            Tensor y = batch_norm(xg, Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
-            return glia::grad(sum(y * v[3] * y), xg, {.create_graph = true});
-          },
-          {x, g, b, r}, {1, 3}, rt * 10, at * 10))
-          << to_string(s) << " " << name(dt);
+      if (!half) {
+        EXPECT_TRUE(same_grads_on_gpu(
+            [&](auto& v) {
+              Tensor xg = v[0].detach().clone();
+              xg.requires_grad_(true);
+              Tensor y = batch_norm(xg, Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
+              return glia::grad(sum(y * v[3] * y), xg, {.create_graph = true});
+            },
+            {x, g, b, r}, {1, 3}, rt * 10, at * 10))
+            << to_string(s) << " " << name(dt);
+      }
       // Inference: batch_norm_apply with running statistics; its gradients.
       Tensor rm = rnd({C}, dt), rv = rnd({C}, dt, 0.5, 2.0);
       auto infer = [](auto& v) { return batch_norm(v[0], v[3], v[4], v[1], v[2], {.training = false}); };
       EXPECT_TRUE(same_on_gpu(infer, {x, g, b, rm, rv}, rt, at)) << to_string(s) << " " << name(dt);
-      EXPECT_TRUE(same_grads_on_gpu(infer, {x, g, b, rm, rv}, {0, 1, 2}, rt, at)) << to_string(s) << " " << name(dt);
+      EXPECT_TRUE(same_grads_on_gpu(infer, {x, g, b, rm, rv}, {0, 1, 2}, grt, gat)) << to_string(s) << " " << name(dt);
       // A permuted view as input.
       Tensor xt = x.transpose(0, s.size() - 2).contiguous();
       EXPECT_TRUE(same_grads_on_gpu(
           [&](auto& v) {
             return train(std::vector<Tensor>{v[0].transpose(0, static_cast<int64_t>(s.size()) - 2), v[1], v[2]});
           },
-          {xt, g, b}, {0, 1, 2}, rt, at))
+          {xt, g, b}, {0, 1, 2}, grt, gat))
           << to_string(s) << " view " << name(dt);
     }
 }
@@ -567,37 +580,9 @@ TEST(CudaBatchNorm, TrainOf16BitMatchesCpu) {
     }
 }
 
-// Gradients (batch_norm_backward: dx in 16 bits as y above, dgamma / dbeta float32 sums in double,
-// rounded to gamma's dtype), inference (batch_norm_apply) and its gradients, views, an empty batch.
-TEST(CudaBatchNorm, GradientsAndApplyOf16Bit) {
+// An empty batch of 16-bit values in inference.
+TEST(CudaBatchNorm, EmptyBatchOf16Bit) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves)
-    for (const Shape& s : std::vector<Shape>{{5, 3}, {3, 5, 7, 4}, {2, 13, 17, 9}}) {
-      Tensor x = rnd(s, dt);
-      int64_t C = s.back();
-      Tensor g = rnd({C}, dt), b = rnd({C}, dt);
-      double rt = ulp16(dt), at = 1e-2 * ulp16(dt);
-      // Gradients pass through more than one rounding (dgamma: a float32 sum rounded to 16 bits;
-      // batch_norm_apply's: 16-bit products and sums of other ops, then further ops): up to 2 ulps,
-      // and a tenth of an ulp at 1 where float sums of a few hundred products cancel.
-      double grt = 2 * ulp16(dt), gat = 0.1 * ulp16(dt);
-      auto train = [](const auto& v) {
-        return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
-      };
-      EXPECT_TRUE(same_on_gpu(train, {x, g, b}, rt, at)) << to_string(s) << " " << name(dt);
-      EXPECT_TRUE(same_grads_on_gpu(train, {x, g, b}, {0, 1, 2}, grt, gat)) << to_string(s) << " " << name(dt);
-      Tensor rm = rnd({C}, dt), rv = rnd({C}, dt, 0.5, 2.0);
-      auto infer = [](auto& v) { return batch_norm(v[0], v[3], v[4], v[1], v[2], {.training = false}); };
-      EXPECT_TRUE(same_on_gpu(infer, {x, g, b, rm, rv}, rt, at)) << to_string(s) << " " << name(dt);
-      EXPECT_TRUE(same_grads_on_gpu(infer, {x, g, b, rm, rv}, {0, 1, 2}, grt, gat)) << to_string(s) << " " << name(dt);
-      Tensor xt = x.transpose(0, s.size() - 2).contiguous();
-      EXPECT_TRUE(same_grads_on_gpu(
-          [&](auto& v) {
-            return train(std::vector<Tensor>{v[0].transpose(0, static_cast<int64_t>(s.size()) - 2), v[1], v[2]});
-          },
-          {xt, g, b}, {0, 1, 2}, grt, gat))
-          << to_string(s) << " view " << name(dt);
-    }
   for (DType dt : kHalves) {
     Tensor x = rnd({0, 4, 4, 3}, dt), rm = rnd({3}, dt), rv = rnd({3}, dt, 0.5, 2.0);
     EXPECT_TRUE(
