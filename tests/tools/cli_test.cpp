@@ -162,4 +162,30 @@ TEST(Cli, TrainDeviceOption) {
   }
 }
 
+// glia train --steps-per-execution: the same training, the loss read every 4 steps: the same
+// history (compiled steps are deterministic on the CPU).
+TEST(Cli, TrainStepsPerExecution) {
+  if (!std::filesystem::exists(kGlia)) GTEST_SKIP() << "the glia tool is not built";
+  std::string dir = temp_dir();
+  std::string out;
+  auto run = [&](const std::string& spe, const std::string& csv) {
+    return run_command({kGlia, "train", "--model", "mlp", "--limit", "300", "--epochs", "2", "--verbose", "0",
+                        "--history", csv, "--steps-per-execution", spe},
+                       &out);
+  };
+  ASSERT_EQ(run("1", dir + "/one.csv"), 0) << out;
+  ASSERT_EQ(run("4", dir + "/four.csv"), 0) << out;
+  auto read_file = [](const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  std::string one = read_file(dir + "/one.csv"), four = read_file(dir + "/four.csv");
+  EXPECT_THAT(one, HasSubstr("\n1,"));  // a header and two epochs
+  EXPECT_EQ(one, four);
+  EXPECT_NE(run("0", dir + "/zero.csv"), 0);  // a bad count is refused by the parser
+  EXPECT_THAT(out, HasSubstr("steps-per-execution"));
+}
+
 }  // namespace

@@ -24,6 +24,7 @@ struct TrainArgs {
   std::string schedule = "auto";
   bool run_eagerly = false;
   std::string device = "cpu";
+  int64_t steps_per_execution = 1;
   std::string backup_dir;
   int64_t backup_every = 0;
   std::string checkpoint;
@@ -81,7 +82,8 @@ void run(const TrainArgs& a) {
                   .loss = "sparse_categorical_crossentropy",
                   .metrics = {"accuracy"},
                   .run_eagerly = a.run_eagerly,
-                  .device = device});
+                  .device = device,
+                  .steps_per_execution = a.steps_per_execution});
   if (a.verbose > 0) model->summary();
   std::vector<callbacks::CallbackPtr> cbs;
   std::shared_ptr<callbacks::BackupAndRestore> backup;
@@ -141,6 +143,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--limit", a->limit, "Train on the first N examples only (0: all)")->capture_default_str();
   cmd->add_flag("--run-eagerly", a->run_eagerly, "Run each step op by op instead of as a compiled graph");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (train on that GPU)")->capture_default_str();
+  cmd->add_option("--steps-per-execution", a->steps_per_execution,
+                  "Read the loss (and update the progress bar) once every N steps, as Keras")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   cmd->add_option("--history", a->history, "CSV file for the training history (empty: none)")->capture_default_str();
   cmd->add_option("--backup-dir", a->backup_dir,
