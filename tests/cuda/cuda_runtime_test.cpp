@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,6 +35,28 @@ TEST(CudaRuntime, IsAvailableNeverThrows) {
   EXPECT_EQ(avail, cuda::device_count() > 0);
   if (!cuda::built_with_cuda()) {
     EXPECT_FALSE(avail);
+  }
+}
+
+// describe() names the versions and each GPU, or why there is none; it never throws. (gpu-check
+// prints it first: the versions the GPU machine actually loaded.)
+TEST(CudaRuntime, DescribeNamesVersionsAndEachGpu) {
+  std::string d;
+  EXPECT_NO_THROW(d = cuda::describe());
+  std::cout << "cuda::describe(): " << d << "\n";
+  if (!cuda::built_with_cuda()) {
+    EXPECT_EQ(d, "this build of Glia has no CUDA support");
+    return;
+  }
+  EXPECT_THAT(d, HasSubstr("CUDA runtime 13."));
+  EXPECT_THAT(d, HasSubstr(", cuDNN 9."));
+  EXPECT_THAT(d, HasSubstr(", cuBLAS 13."));
+  if (cuda::is_available()) {
+    EXPECT_THAT(d, HasSubstr("; cuda:0 "));
+    EXPECT_THAT(d, HasSubstr(" MiB, "));
+    EXPECT_THAT(d, ::testing::Not(HasSubstr("no usable GPU")));
+  } else {
+    EXPECT_THAT(d, HasSubstr("; no usable GPU: "));
   }
 }
 

@@ -2,6 +2,8 @@
 // These functions exist in every build; in a build without the CUDA backend they say so.
 #pragma once
 
+#include <string>
+
 #include "glia/core/device.h"
 
 namespace glia::cuda {
@@ -14,6 +16,10 @@ bool is_available();
 int device_count();
 /// Blocks until all work queued on device d's stream has finished. Throws DeviceError when d cannot be used.
 void synchronize(Device d = Device::cuda(0));
+/// What CUDA this build and this machine have, for reports and bug reports: the CUDA runtime,
+/// driver, cuBLAS and cuDNN versions and each GPU (name, compute capability, memory,
+/// multiprocessors), or why none can be used. Never throws.
+std::string describe();
 /// Lets float32 matmuls use TF32 tensor cores (faster, ~10 mantissa bits). Off by default, as in PyTorch.
 void set_allow_tf32(bool allow);
 bool allow_tf32();

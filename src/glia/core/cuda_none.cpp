@@ -16,6 +16,7 @@ namespace cuda {
 bool built_with_cuda() { return false; }
 bool is_available() { return false; }
 int device_count() { return 0; }
+std::string describe() { return "this build of Glia has no CUDA support"; }
 void synchronize(Device d) { no_cuda(d); }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }

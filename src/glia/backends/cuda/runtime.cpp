@@ -142,6 +142,37 @@ cudnnHandle_t cudnn(int index) {
 bool built_with_cuda() { return true; }
 bool is_available() { return init().count > 0; }
 int device_count() { return init().count; }
+
+std::string describe() {
+  auto version = [](int v, int major_unit, int minor_unit) {
+    return detail::str(v / major_unit, ".", v % major_unit / minor_unit);
+  };
+  int runtime = 0, driver = 0, blas_major = 0, blas_minor = 0;
+  (void)cudaRuntimeGetVersion(&runtime);
+  (void)cudaDriverGetVersion(&driver);
+  (void)cublasGetProperty(MAJOR_VERSION, &blas_major);
+  (void)cublasGetProperty(MINOR_VERSION, &blas_minor);
+  size_t dnn = cudnnGetVersion();  // major * 10000 + minor * 100 + patch (cuDNN 9)
+  std::string s = detail::str("CUDA runtime ", version(runtime, 1000, 10), ", driver ",
+                              driver > 0 ? version(driver, 1000, 10) : std::string("none"), ", cuBLAS ", blas_major,
+                              ".", blas_minor, ", cuDNN ", dnn / 10000, ".", dnn % 10000 / 100, ".", dnn % 100);
+  (void)cudaGetLastError();
+  const Init& in = init();
+  if (in.count == 0)
+    return s + "; no usable GPU: " +
+           (in.error != cudaSuccess ? std::string(cudaGetErrorString(in.error)) : std::string("none found"));
+  for (int i = 0; i < in.count; ++i) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+      (void)cudaGetLastError();
+      s += detail::str("; cuda:", i, " (properties unreadable)");
+      continue;
+    }
+    s += detail::str("; cuda:", i, " ", p.name, ", sm_", p.major, p.minor, ", ", p.totalGlobalMem / (size_t(1) << 20),
+                     " MiB, ", p.multiProcessorCount, " multiprocessors");
+  }
+  return s;
+}
 void synchronize(Device d) {
   GLIA_CHECK(d.is_cuda(), DeviceError, "cuda::synchronize: expected a CUDA device, got ", d.str());
   cudaStream_t s = stream(d.index);
