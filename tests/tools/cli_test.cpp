@@ -162,6 +162,15 @@ TEST(Cli, TrainDeviceOption) {
   }
 }
 
+// glia --version: the version, then what CUDA this build and machine have.
+TEST(Cli, VersionSaysWhatCudaThereIs) {
+  if (!std::filesystem::exists(kGlia)) GTEST_SKIP() << "the glia tool is not built";
+  std::string out;
+  ASSERT_EQ(run_command({kGlia, "--version"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr(std::string("glia ") + version() + "\n"));
+  EXPECT_THAT(out, HasSubstr(cuda::describe()));
+}
+
 // glia train --steps-per-execution: the same training, the loss read every 4 steps: the same
 // history (compiled steps are deterministic on the CPU).
 TEST(Cli, TrainStepsPerExecution) {
