@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,11 @@ struct ConvCase {
 
 Conv2dOptions opts(std::array<int64_t, 2> s, Padding2d p, std::array<int64_t, 2> d = {1, 1}, int64_t g = 1) {
   return {.stride = s, .padding = p, .dilation = d, .groups = g};
+}
+
+/// Random input, kernel and bias of a case, in dtype dt.
+std::tuple<Tensor, Tensor, Tensor> conv_inputs(const ConvCase& c, DType dt) {
+  return {rnd({c.N, c.H, c.W, c.C}, dt), rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt), rnd({c.O}, dt)};
 }
 
 std::vector<ConvCase> conv_cases() {
@@ -213,8 +219,7 @@ TEST(CudaConv, ForwardOf16BitMatchesCpu) {
   SKIP_WITHOUT_GPU();
   for (DType dt : kHalves)
     for (const ConvCase& c : conv_cases()) {
-      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
-      Tensor b = rnd({c.O}, dt);
+      auto [x, w, b] = conv_inputs(c, dt);
       auto o = c.o;
       double rt = half_conv_rtol(dt), at = half_conv_atol(dt);
       EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, rt, at))
@@ -243,8 +248,7 @@ TEST(CudaConv, GradientsOf16BitMatchCpu) {
   SKIP_WITHOUT_GPU();
   for (DType dt : kHalves)
     for (const ConvCase& c : conv_cases()) {
-      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
-      Tensor b = rnd({c.O}, dt);
+      auto [x, w, b] = conv_inputs(c, dt);
       auto o = c.o;
       double rt = half_conv_rtol(dt), at = half_conv_atol(dt);
       EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, rt, at))
