@@ -540,7 +540,7 @@ Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>
       else
         loss_tracker_.update(r[0].item<double>(), static_cast<double>(batch_size_of(x)));
       update_metrics(y, std::vector<Tensor>(r.begin() + 1, r.end()), sw, logits);
-      return metric_logs();
+      return defer_loss ? Logs{} : metric_logs();  // reading the metrics would wait for the step
     }
   }
   std::vector<Tensor> out = forward(x, false, logits);
