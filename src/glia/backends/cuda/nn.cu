@@ -62,18 +62,59 @@ __device__ __forceinline__ void covering(int64_t i, int64_t pad, int64_t K, int6
   if (hi > O - 1) hi = O - 1;
 }
 
+/// Output cell o of [N, OH, OW, C], and the top-left input position of its window.
+struct OutCell {
+  int64_t n, oh, ow, c, ih0, iw0;
+};
+__device__ __forceinline__ OutCell out_cell(const PoolGeom& g, int64_t o) {
+  OutCell q;
+  q.c = o % g.C;
+  int64_t r = o / g.C;
+  q.ow = r % g.OW;
+  r /= g.OW;
+  q.oh = r % g.OH;
+  q.n = r / g.OH;
+  q.ih0 = q.oh * g.sh - g.pt;
+  q.iw0 = q.ow * g.sw - g.pl;
+  return q;
+}
+
+/// The window at (ih0, iw0) clipped to the input: rows [h0, h1), columns [w0, w1).
+struct Clip {
+  int64_t h0, h1, w0, w1;
+};
+__device__ __forceinline__ Clip clip(const PoolGeom& g, int64_t ih0, int64_t iw0) {
+  return {ih0 < 0 ? 0 : ih0, ih0 + g.KH < g.H ? ih0 + g.KH : g.H, iw0 < 0 ? 0 : iw0,
+          iw0 + g.KW < g.W ? iw0 + g.KW : g.W};
+}
+
+/// Input cell i of [N, H, W, C], and the outputs whose windows contain it: rows [ohl, ohh],
+/// columns [owl, owh] (empty when lo > hi).
+struct InCell {
+  int64_t n, ih, iw, c, ohl, ohh, owl, owh;
+};
+__device__ __forceinline__ InCell in_cell(const PoolGeom& g, int64_t i) {
+  InCell q;
+  q.c = i % g.C;
+  int64_t r = i / g.C;
+  q.iw = r % g.W;
+  r /= g.W;
+  q.ih = r % g.H;
+  q.n = r / g.H;
+  covering(q.ih, g.pt, g.KH, g.sh, g.OH, q.ohl, q.ohh);
+  covering(q.iw, g.pl, g.KW, g.sw, g.OW, q.owl, q.owh);
+  return q;
+}
+
 template <class T, class I>
 __global__ void max_fwd_kernel(PoolGeom g, const T* x, T* y, I* idx, int64_t total) {
   using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(o, total) {
-    int64_t c = o % g.C, r = o / g.C;
-    int64_t ow = r % g.OW;
-    r /= g.OW;
-    int64_t oh = r % g.OH, n = r / g.OH;
-    int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
-    int64_t khl = ih0 < 0 ? -ih0 : 0, kwl = iw0 < 0 ? -iw0 : 0;
-    int64_t khh = g.H - ih0 < g.KH ? g.H - ih0 : g.KH, kwh = g.W - iw0 < g.KW ? g.W - iw0 : g.KW;
-    const T* base = x + n * g.H * g.W * g.C + c;
+    OutCell q = out_cell(g, o);
+    int64_t ih0 = q.ih0, iw0 = q.iw0;
+    Clip w = clip(g, ih0, iw0);  // as kernel positions: [khl, khh) x [kwl, kwh)
+    int64_t khl = w.h0 - ih0, kwl = w.w0 - iw0, khh = w.h1 - ih0, kwh = w.w1 - iw0;
+    const T* base = x + q.n * g.H * g.W * g.C + q.c;
     A m = load(base + ((ih0 + khl) * g.W + iw0 + kwl) * g.C);
     int64_t best = khl * g.KW + kwl;
     // A strictly greater value or any NaN takes the place (the CPU's rule: the last NaN wins).
@@ -94,18 +135,12 @@ template <class T, class I>
 __global__ void max_bwd_kernel(PoolGeom g, const T* gy, const I* idx, T* gx, int64_t total) {
   using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(i, total) {
-    int64_t c = i % g.C, r = i / g.C;
-    int64_t iw = r % g.W;
-    r /= g.W;
-    int64_t ih = r % g.H, n = r / g.H;
-    int64_t ohl, ohh, owl, owh;
-    covering(ih, g.pt, g.KH, g.sh, g.OH, ohl, ohh);
-    covering(iw, g.pl, g.KW, g.sw, g.OW, owl, owh);
+    InCell q = in_cell(g, i);
     A acc = A(0);
-    for (int64_t oh = ohl; oh <= ohh; ++oh)
-      for (int64_t ow = owl; ow <= owh; ++ow) {
-        int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
-        int64_t pos = (ih - (oh * g.sh - g.pt)) * g.KW + (iw - (ow * g.sw - g.pl));
+    for (int64_t oh = q.ohl; oh <= q.ohh; ++oh)
+      for (int64_t ow = q.owl; ow <= q.owh; ++ow) {
+        int64_t o = ((q.n * g.OH + oh) * g.OW + ow) * g.C + q.c;
+        int64_t pos = (q.ih - (oh * g.sh - g.pt)) * g.KW + (q.iw - (ow * g.sw - g.pl));
         if (static_cast<int64_t>(idx[o]) == pos) acc += load(gy + o);
       }
     store(gx + i, acc);
@@ -115,41 +150,31 @@ __global__ void max_bwd_kernel(PoolGeom g, const T* gy, const I* idx, T* gx, int
 template <class T, class I>
 __global__ void max_gather_kernel(PoolGeom g, const T* x, const I* idx, T* y, int64_t total) {
   GLIA_CUDA_LOOP(o, total) {
-    int64_t c = o % g.C, r = o / g.C;
-    int64_t ow = r % g.OW;
-    r /= g.OW;
-    int64_t oh = r % g.OH, n = r / g.OH;
+    OutCell q = out_cell(g, o);
     int64_t k = static_cast<int64_t>(idx[o]);
-    int64_t ih = oh * g.sh - g.pt + k / g.KW, iw = ow * g.sw - g.pl + k % g.KW;
+    int64_t ih = q.ih0 + k / g.KW, iw = q.iw0 + k % g.KW;
     // An index from max_pool2d always names a cell inside the input; a foreign one reads zero.
-    y[o] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((n * g.H + ih) * g.W + iw) * g.C + c] : T{};
+    y[o] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((q.n * g.H + ih) * g.W + iw) * g.C + q.c] : T{};
   }
 }
 
 /// The number of the window's cells inside the input (count_include_pad = false, as the CPU).
 __device__ __forceinline__ int64_t window_count(const PoolGeom& g, int64_t oh, int64_t ow) {
-  int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
-  int64_t h0 = ih0 < 0 ? 0 : ih0, h1 = ih0 + g.KH < g.H ? ih0 + g.KH : g.H;
-  int64_t w0 = iw0 < 0 ? 0 : iw0, w1 = iw0 + g.KW < g.W ? iw0 + g.KW : g.W;
-  return (h1 - h0) * (w1 - w0);
+  Clip w = clip(g, oh * g.sh - g.pt, ow * g.sw - g.pl);
+  return (w.h1 - w.h0) * (w.w1 - w.w0);
 }
 
 template <class T>
 __global__ void avg_fwd_kernel(PoolGeom g, const T* x, T* y, int64_t total) {
   using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(o, total) {
-    int64_t c = o % g.C, r = o / g.C;
-    int64_t ow = r % g.OW;
-    r /= g.OW;
-    int64_t oh = r % g.OH, n = r / g.OH;
-    int64_t ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
-    int64_t h0 = ih0 < 0 ? 0 : ih0, h1 = ih0 + g.KH < g.H ? ih0 + g.KH : g.H;
-    int64_t w0 = iw0 < 0 ? 0 : iw0, w1 = iw0 + g.KW < g.W ? iw0 + g.KW : g.W;
-    const T* base = x + n * g.H * g.W * g.C + c;
+    OutCell q = out_cell(g, o);
+    Clip w = clip(g, q.ih0, q.iw0);
+    const T* base = x + q.n * g.H * g.W * g.C + q.c;
     A s = A(0);
-    for (int64_t ih = h0; ih < h1; ++ih)
-      for (int64_t iw = w0; iw < w1; ++iw) s += load(base + (ih * g.W + iw) * g.C);
-    store(y + o, s * (A(1) / static_cast<A>((h1 - h0) * (w1 - w0))));
+    for (int64_t ih = w.h0; ih < w.h1; ++ih)
+      for (int64_t iw = w.w0; iw < w.w1; ++iw) s += load(base + (ih * g.W + iw) * g.C);
+    store(y + o, s * (A(1) / static_cast<A>((w.h1 - w.h0) * (w.w1 - w.w0))));
   }
 }
 
@@ -157,18 +182,12 @@ template <class T>
 __global__ void avg_bwd_kernel(PoolGeom g, const T* gy, T* gx, int64_t total) {
   using A = typename Acc<T>::type;
   GLIA_CUDA_LOOP(i, total) {
-    int64_t c = i % g.C, r = i / g.C;
-    int64_t iw = r % g.W;
-    r /= g.W;
-    int64_t ih = r % g.H, n = r / g.H;
-    int64_t ohl, ohh, owl, owh;
-    covering(ih, g.pt, g.KH, g.sh, g.OH, ohl, ohh);
-    covering(iw, g.pl, g.KW, g.sw, g.OW, owl, owh);
+    InCell q = in_cell(g, i);
     A acc = A(0);
-    for (int64_t oh = ohl; oh <= ohh; ++oh)
-      for (int64_t ow = owl; ow <= owh; ++ow) {
+    for (int64_t oh = q.ohl; oh <= q.ohh; ++oh)
+      for (int64_t ow = q.owl; ow <= q.owh; ++ow) {
         A inv = A(1) / static_cast<A>(window_count(g, oh, ow));
-        acc += load(gy + ((n * g.OH + oh) * g.OW + ow) * g.C + c) * inv;
+        acc += load(gy + ((q.n * g.OH + oh) * g.OW + ow) * g.C + q.c) * inv;
       }
     store(gx + i, acc);
   }
