@@ -303,20 +303,28 @@ bool extreme(bool with_index, const Args& a, Dt dt) {
 
 // --- var: two passes in double (the mean, then squared deviations), as the CPU kernel.
 
+/// The mean of row[0, R) (on every thread of the row) and this thread's share of the squared
+/// deviations from it: two passes in double, as the CPU's var and layer norm.
+template <class T>
+__device__ __forceinline__ double row_mean(const T* row, int64_t R, const RowLoop& L, double* part, double& dev2) {
+  double s = 0;
+  for (int64_t r = L.tid; r < R; r += L.nt) s += static_cast<double>(load(row + r));
+  double m = all_reduce(s, AddF{}, part, 0.0, L.warp_rows) / static_cast<double>(R);
+  dev2 = 0;
+  for (int64_t r = L.tid; r < R; r += L.nt) {
+    double d = static_cast<double>(load(row + r)) - m;
+    dev2 += d * d;
+  }
+  return m;
+}
+
 template <class T>
 __global__ void var_kernel(const T* x, T* out, int64_t outer, int64_t R, double denom, bool warp_rows) {
   __shared__ double part[kThreads / kWarp];
   RowLoop L(warp_rows);
   for (int64_t o = L.first; o < outer; o += L.step) {
-    const T* row = x + o * R;
-    double s = 0;
-    for (int64_t r = L.tid; r < R; r += L.nt) s += static_cast<double>(load(row + r));
-    double m = all_reduce(s, AddF{}, part, 0.0, warp_rows) / static_cast<double>(R);
-    double q = 0;
-    for (int64_t r = L.tid; r < R; r += L.nt) {
-      double d = static_cast<double>(load(row + r)) - m;
-      q += d * d;
-    }
+    double q;
+    row_mean(x + o * R, R, L, part, q);
     q = warp_rows ? warp_reduce(q, AddF{}) : block_reduce(q, AddF{}, part, 0.0);
     if (L.tid == 0) store(out + o, denom > 0 ? q / denom : static_cast<double>(NAN));
   }
@@ -380,14 +388,8 @@ __global__ void ln_fwd_kernel(const T* x, const A* gamma, const A* beta, T* y, A
   for (int64_t o = L.first; o < rows; o += L.step) {
     const T* xr = x + o * H;
     T* yr = y + o * H;
-    double s = 0;
-    for (int64_t j = L.tid; j < H; j += L.nt) s += static_cast<double>(load(xr + j));
-    double m = all_reduce(s, AddF{}, part, 0.0, warp_rows) / static_cast<double>(H);
-    double v = 0;
-    for (int64_t j = L.tid; j < H; j += L.nt) {
-      double d = static_cast<double>(load(xr + j)) - m;
-      v += d * d;
-    }
+    double v;
+    double m = row_mean(xr, H, L, part, v);
     v = all_reduce(v, AddF{}, part, 0.0, warp_rows) / static_cast<double>(H);
     double rs = 1.0 / sqrt(v + eps);
     if (L.tid == 0) {
