@@ -45,6 +45,14 @@ double ulp16(DType dt) { return (dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024) * 1
 double half_conv_rtol(DType dt) { return 2 * ulp16(dt); }
 double half_conv_atol(DType dt) { return ulp16(dt); }
 
+const std::vector<DType> kFloats = {DType::f32, DType::f64, DType::bf16, DType::f16};
+
+/// (rtol, atol) of a convolution in dtype dt against the CPU's.
+std::pair<double, double> conv_tol(DType dt) {
+  if (dt == DType::bf16 || dt == DType::f16) return {half_conv_rtol(dt), half_conv_atol(dt)};
+  return {conv_rtol(dt), conv_atol(dt)};
+}
+
 /// One convolution configuration: input [N, H, W, C], kernel KHxKW, Cout, options.
 struct ConvCase {
   int64_t N, H, W, C, KH, KW, O;
@@ -83,19 +91,18 @@ std::vector<ConvCase> conv_cases() {
   };
 }
 
-// conv2d (with and without bias) against the CPU kernel, on contiguous and permuted inputs.
+// conv2d (with and without bias; for 16-bit floats the bias is added to the float sum before the
+// one rounding, as on the CPU) against the CPU kernel, on contiguous, permuted and sliced inputs.
 TEST(CudaConv, ForwardMatchesCpu) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : kFloats)
     for (const ConvCase& c : conv_cases()) {
-      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
-      Tensor b = rnd({c.O}, dt);
+      auto [x, w, b] = conv_inputs(c, dt);
       auto o = c.o;
-      EXPECT_TRUE(
-          same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, conv_rtol(dt), conv_atol(dt)))
+      auto [rt, at] = conv_tol(dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, rt, at))
           << c.str() << " " << name(dt);
-      EXPECT_TRUE(
-          same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, conv_rtol(dt), conv_atol(dt)))
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, rt, at))
           << c.str() << " bias " << name(dt);
       // A view: x stored as [N, C, H, W] and permuted to NHWC; the weight transposed from [KW, KH, ...].
       Tensor xs = x.permute({0, 3, 1, 2}).contiguous(), ws = w.permute({1, 0, 2, 3}).contiguous();
@@ -103,21 +110,27 @@ TEST(CudaConv, ForwardMatchesCpu) {
           [&](auto& v) {
             return conv2d(v[0].permute({0, 2, 3, 1}), v[1].permute({1, 0, 2, 3}), v[2], o);
           },
-          {xs, ws, b}, conv_rtol(dt), conv_atol(dt)))
+          {xs, ws, b}, rt, at))
           << c.str() << " views " << name(dt);
+      // A sliced input: every other column of a wider tensor.
+      Tensor xw = rnd({c.N, c.H, 2 * c.W, c.C}, dt);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0].slice(2, 0, 2 * c.W, 2), v[1], Tensor(), o); }, {xw, w},
+                              rt, at))
+          << c.str() << " sliced " << name(dt);
     }
 }
 
 // Gradients of conv2d with bias (conv2d_input_grad, conv2d_weight_grad, the bias sum) on the GPU.
+// For 16-bit floats the weight gradient sums up to ~100 products: its outputs are larger, and so is
+// an ulp of them (the relative tolerance); the absolute one covers cancellation.
 TEST(CudaConv, GradientsMatchCpu) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : kFloats)
     for (const ConvCase& c : conv_cases()) {
-      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
-      Tensor b = rnd({c.O}, dt);
+      auto [x, w, b] = conv_inputs(c, dt);
       auto o = c.o;
-      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2},
-                                    conv_rtol(dt), conv_atol(dt)))
+      auto [rt, at] = conv_tol(dt);
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, rt, at))
           << c.str() << " " << name(dt);
     }
 }
@@ -126,24 +139,23 @@ TEST(CudaConv, GradientsMatchCpu) {
 // conv2d_input_grad and conv2d_weight_grad on the GPU).
 TEST(CudaConv, BackwardOpsAndDoubleBackward) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : kFloats)
     for (const ConvCase& c : conv_cases()) {
-      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt), w = rnd({c.KH, c.KW, c.C / c.o.groups, c.O}, dt);
+      auto [x, w, b] = conv_inputs(c, dt);
       Shape ys = conv2d(x, w, Tensor(), c.o).shape();
       Tensor gy = rnd(ys, dt);
       auto o = c.o;
+      auto [rt, at] = conv_tol(dt);
       Shape xs = x.shape(), wsh = w.shape();
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, conv_rtol(dt),
-                              conv_atol(dt)))
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, rt, at))
           << c.str() << " input grad " << name(dt);
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, conv_rtol(dt),
-                              conv_atol(dt)))
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, rt, at))
           << c.str() << " weight grad " << name(dt);
-      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, {0, 1},
-                                    conv_rtol(dt), conv_atol(dt)))
+      EXPECT_TRUE(
+          same_grads_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, {0, 1}, rt, at))
           << c.str() << " d(input grad) " << name(dt);
-      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, {0, 1},
-                                    conv_rtol(dt), conv_atol(dt)))
+      EXPECT_TRUE(
+          same_grads_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, {0, 1}, rt, at))
           << c.str() << " d(weight grad) " << name(dt);
     }
 }
@@ -151,9 +163,8 @@ TEST(CudaConv, BackwardOpsAndDoubleBackward) {
 // conv2d_fused (made by graph fusion): bias then ReLU; NaN stays NaN as with the relu op.
 TEST(CudaConv, FusedReluKeepsNaN) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
-    bool half = dt == DType::bf16 || dt == DType::f16;
-    double rt = half ? half_conv_rtol(dt) : conv_rtol(dt), at = half ? half_conv_atol(dt) : conv_atol(dt);
+  for (DType dt : kFloats) {
+    auto [rt, at] = conv_tol(dt);
     Tensor x = rnd({2, 6, 5, 3}, dt), w = rnd({3, 3, 3, 4}, dt), b = rnd({4}, dt);
     {
       no_grad guard;
@@ -179,14 +190,23 @@ TEST(CudaConv, FusedReluKeepsNaN) {
   }
 }
 
-TEST(CudaConv, EmptyBatchAndTf32Toggle) {
+// An empty batch: an empty output, and a weight gradient of zeros, in every float dtype.
+TEST(CudaConv, EmptyBatch) {
   SKIP_WITHOUT_GPU();
-  Tensor x = rnd({0, 5, 5, 3}, DType::f32), w = rnd({3, 3, 3, 2}, DType::f32), b = rnd({2}, DType::f32);
-  Tensor y = conv2d(x.to(kGpu), w.to(kGpu), b.to(kGpu), opts({1, 1}, Padding2d::same()));
-  EXPECT_EQ(y.shape(), (Shape{0, 5, 5, 2}));
-  Tensor gw = conv2d_weight_grad(x.to(kGpu), zeros({0, 5, 5, 2}, {.device = kGpu}), {3, 3, 3, 2},
-                                 opts({1, 1}, Padding2d::same()));
-  EXPECT_TRUE(testing::all_close(gw.to(Device::cpu()), zeros({3, 3, 3, 2}), 0, 0));
+  for (DType dt : kFloats) {
+    Tensor x = rnd({0, 5, 5, 3}, dt), w = rnd({3, 3, 3, 2}, dt), b = rnd({2}, dt);
+    Tensor y = conv2d(x.to(kGpu), w.to(kGpu), b.to(kGpu), opts({1, 1}, Padding2d::same()));
+    EXPECT_EQ(y.shape(), (Shape{0, 5, 5, 2}));
+    EXPECT_EQ(y.dtype(), dt);
+    Tensor gw = conv2d_weight_grad(x.to(kGpu), zeros({0, 5, 5, 2}, {.dtype = dt, .device = kGpu}), {3, 3, 3, 2},
+                                   opts({1, 1}, Padding2d::same()));
+    EXPECT_EQ(gw.dtype(), dt);
+    EXPECT_TRUE(testing::all_close(gw.to(Device::cpu()), zeros({3, 3, 3, 2}, {.dtype = dt}), 0, 0)) << name(dt);
+  }
+}
+
+TEST(CudaConv, Tf32Toggle) {
+  SKIP_WITHOUT_GPU();
   // With TF32 allowed the result is close to the CPU's at TF32 precision (and the algorithm cache
   // keeps the two settings apart).
   Tensor x2 = rnd({2, 9, 9, 8}, DType::f32), w2 = rnd({3, 3, 8, 8}, DType::f32);
@@ -211,76 +231,6 @@ TEST(CudaConv, IntegerDTypeNamesTheOp) {
   }
   EXPECT_THROW(max_pool2d(x), DTypeError);
   EXPECT_THROW(avg_pool2d(x), DTypeError);
-}
-
-// bfloat16 / float16 conv2d (with and without bias; the bias is added to the float sum before the
-// one rounding, as on the CPU) against the CPU kernel, on contiguous and permuted inputs.
-TEST(CudaConv, ForwardOf16BitMatchesCpu) {
-  SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves)
-    for (const ConvCase& c : conv_cases()) {
-      auto [x, w, b] = conv_inputs(c, dt);
-      auto o = c.o;
-      double rt = half_conv_rtol(dt), at = half_conv_atol(dt);
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, rt, at))
-          << c.str() << " " << name(dt);
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, rt, at))
-          << c.str() << " bias " << name(dt);
-      Tensor xs = x.permute({0, 3, 1, 2}).contiguous(), ws = w.permute({1, 0, 2, 3}).contiguous();
-      EXPECT_TRUE(same_on_gpu(
-          [&](auto& v) {
-            return conv2d(v[0].permute({0, 2, 3, 1}), v[1].permute({1, 0, 2, 3}), v[2], o);
-          },
-          {xs, ws, b}, rt, at))
-          << c.str() << " views " << name(dt);
-      // A sliced input: every other column of a wider tensor.
-      Tensor xw = rnd({c.N, c.H, 2 * c.W, c.C}, dt);
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0].slice(2, 0, 2 * c.W, 2), v[1], Tensor(), o); }, {xw, w},
-                              rt, at))
-          << c.str() << " sliced " << name(dt);
-    }
-}
-
-// 16-bit gradients (conv2d_input_grad, conv2d_weight_grad, the bias sum), the backward ops called
-// directly, and their own gradients. The weight gradient sums up to ~100 products: its outputs are
-// larger, and so is an ulp of them (the relative tolerance); the absolute one covers cancellation.
-TEST(CudaConv, GradientsOf16BitMatchCpu) {
-  SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves)
-    for (const ConvCase& c : conv_cases()) {
-      auto [x, w, b] = conv_inputs(c, dt);
-      auto o = c.o;
-      double rt = half_conv_rtol(dt), at = half_conv_atol(dt);
-      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, rt, at))
-          << c.str() << " " << name(dt);
-      Shape ys = conv2d(x, w, Tensor(), c.o).shape();
-      Tensor gy = rnd(ys, dt);
-      Shape xs = x.shape(), wsh = w.shape();
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, rt, at))
-          << c.str() << " input grad " << name(dt);
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, rt, at))
-          << c.str() << " weight grad " << name(dt);
-      EXPECT_TRUE(
-          same_grads_on_gpu([&](auto& v) { return conv2d_input_grad(v[0], v[1], xs, o); }, {gy, w}, {0, 1}, rt, at))
-          << c.str() << " d(input grad) " << name(dt);
-      EXPECT_TRUE(
-          same_grads_on_gpu([&](auto& v) { return conv2d_weight_grad(v[0], v[1], wsh, o); }, {x, gy}, {0, 1}, rt, at))
-          << c.str() << " d(weight grad) " << name(dt);
-    }
-}
-
-TEST(CudaConv, EmptyBatchOf16Bit) {
-  SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves) {
-    Tensor x = rnd({0, 5, 5, 3}, dt), w = rnd({3, 3, 3, 2}, dt), b = rnd({2}, dt);
-    Tensor y = conv2d(x.to(kGpu), w.to(kGpu), b.to(kGpu), opts({1, 1}, Padding2d::same()));
-    EXPECT_EQ(y.shape(), (Shape{0, 5, 5, 2}));
-    EXPECT_EQ(y.dtype(), dt);
-    Tensor gw = conv2d_weight_grad(x.to(kGpu), zeros({0, 5, 5, 2}, {.dtype = dt, .device = kGpu}), {3, 3, 3, 2},
-                                   opts({1, 1}, Padding2d::same()));
-    EXPECT_EQ(gw.dtype(), dt);
-    EXPECT_TRUE(testing::all_close(gw.to(Device::cpu()), zeros({3, 3, 3, 2}, {.dtype = dt}), 0, 0)) << name(dt);
-  }
 }
 
 // --- pooling
