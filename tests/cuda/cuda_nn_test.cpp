@@ -29,28 +29,21 @@ using I64s = std::vector<int64_t>;
 
 const OpDef& op(const char* name) { return OpRegistry::instance().get(name); }
 
-double conv_rtol(DType dt) { return dt == DType::f32 ? 1e-4 : 1e-10; }
-double conv_atol(DType dt) { return dt == DType::f32 ? 1e-4 : 1e-10; }
-
-const std::vector<DType> kHalves = {DType::bf16, DType::f16};
+const std::vector<DType> kFloats = {DType::f32, DType::f64, DType::bf16, DType::f16};
+bool is_half(DType dt) { return dt == DType::bf16 || dt == DType::f16; }
 
 /// One unit in the last place at 1 of a 16-bit float type (a hair more): 1 ulp as a relative tolerance.
 double ulp16(DType dt) { return (dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024) * 1.001; }
 
-// 16-bit convolutions: both devices sum the products of the same 16-bit values in float (the CPU on
-// float32 copies, cuDNN on tensor cores), in different orders, and round once. The float sums differ
-// far below a 16-bit ulp, so a result differs by at most an ulp where the two land on either side of a
-// rounding boundary: 2 ulps of the value, and 1 ulp at 1 (the outputs' typical magnitude, sums of tens
-// of products of values in [-2, 2]) for results that cancel to near 0.
-double half_conv_rtol(DType dt) { return 2 * ulp16(dt); }
-double half_conv_atol(DType dt) { return ulp16(dt); }
-
-const std::vector<DType> kFloats = {DType::f32, DType::f64, DType::bf16, DType::f16};
-
-/// (rtol, atol) of a convolution in dtype dt against the CPU's.
+/// (rtol, atol) of a convolution in dtype dt against the CPU's. 16-bit: both devices sum the
+/// products of the same 16-bit values in float (the CPU on float32 copies, cuDNN on tensor cores), in
+/// different orders, and round once. The float sums differ far below a 16-bit ulp, so a result
+/// differs by at most an ulp where the two land on either side of a rounding boundary: 2 ulps of the
+/// value, and 1 ulp at 1 (the outputs' typical magnitude, sums of tens of products of values in
+/// [-2, 2]) for results that cancel to near 0.
 std::pair<double, double> conv_tol(DType dt) {
-  if (dt == DType::bf16 || dt == DType::f16) return {half_conv_rtol(dt), half_conv_atol(dt)};
-  return {conv_rtol(dt), conv_atol(dt)};
+  if (is_half(dt)) return {2 * ulp16(dt), ulp16(dt)};
+  return dt == DType::f32 ? std::pair{1e-4, 1e-4} : std::pair{1e-10, 1e-10};
 }
 
 /// One convolution configuration: input [N, H, W, C], kernel KHxKW, Cout, options.
@@ -273,9 +266,13 @@ Attrs pool_op_attrs(const Pool2dOptions& o, int64_t H, int64_t W) {
   return {{"kernel", I64s{o.kernel[0], o.kernel[1]}}, {"stride", I64s{sh, sw}}, {"pads", I64s{t, b, l, r}}};
 }
 
+// Max pooling compares in the accumulation type and copies the winner: values and indices equal
+// the CPU's in every dtype, and the gradient (the sum, in float for 16-bit types, of the pooled
+// gradients routed to a cell, in the CPU's order, rounded once) is exact for 16-bit types too
+// (tol() is 0 for them).
 TEST(CudaPool, MaxValuesIndicesTiesAndNaN) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : kFloats)
     for (const PoolCase& c : pool_cases()) {
       Tensor x = ties({c.N, c.H, c.W, c.C}, dt);
       {
@@ -313,7 +310,7 @@ TEST(CudaPool, MaxValuesIndicesTiesAndNaN) {
 
 TEST(CudaPool, MaxGradientsAndGather) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : kFloats)
     for (const PoolCase& c : pool_cases()) {
       Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
       auto o = c.o;
@@ -332,73 +329,17 @@ TEST(CudaPool, MaxGradientsAndGather) {
     }
 }
 
-TEST(CudaPool, AverageAndGradients) {
-  SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64})
-    for (const PoolCase& c : pool_cases()) {
-      Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
-      auto o = c.o;
-      EXPECT_TRUE(same_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, tol(dt) * 10, 1e-6)) << name(dt);
-      EXPECT_TRUE(same_on_gpu(
-          [&](auto& v) {
-            return avg_pool2d(v[0].permute({0, 2, 1, 3}), o);
-          },
-          {x.permute({0, 2, 1, 3}).contiguous()}, tol(dt) * 10, 1e-6))
-          << name(dt);
-      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, {0}, tol(dt) * 10, 1e-6))
-          << name(dt);
-    }
-}
-
-// 16-bit max pooling compares in float and copies the winner: values and indices equal the CPU's,
-// and the gradient (the sum, in float, of the pooled gradients routed to a cell, in the CPU's order,
-// rounded once) too.
-TEST(CudaPool, MaxOf16BitIsExact) {
-  SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves)
-    for (const PoolCase& c : pool_cases()) {
-      Tensor x = ties({c.N, c.H, c.W, c.C}, dt);
-      {
-        no_grad guard;
-        x.select(0, 0).select(0, 0).select(0, 0).fill_(std::numeric_limits<double>::quiet_NaN());
-      }
-      Attrs a = pool_op_attrs(c.o, c.H, c.W);
-      for (size_t out : {0, 1})
-        EXPECT_TRUE(
-            same_on_gpu([&](auto& v) { return dispatch(op("max_pool2d"), {v[0]}, a)[out].to(DType::f64); }, {x}, 0, 0))
-            << name(dt) << " output " << out;
-      auto o = c.o;
-      EXPECT_TRUE(same_on_gpu(
-          [&](auto& v) {
-            return max_pool2d(v[0].permute({0, 2, 1, 3}), o);
-          },
-          {x.permute({0, 2, 1, 3}).contiguous()}, 0, 0))
-          << name(dt) << " view";
-      Tensor xr = rnd({c.N, c.H, c.W, c.C}, dt);
-      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return max_pool2d(v[0], o); }, {xr}, {0}, 0, 0)) << name(dt);
-      Tensor gy = rnd(max_pool2d(xr, o).shape(), dt);
-      EXPECT_TRUE(same_grads_on_gpu(
-          [&](auto& v) {
-            Tensor xg = v[0].detach().clone();
-            xg.requires_grad_(true);
-            Tensor s = sum(max_pool2d(xg, o) * v[1]);
-            return glia::grad(s, xg, {.create_graph = true});
-          },
-          {xr, gy}, {1}, 0, 0))
-          << name(dt) << " gather";
-    }
-}
-
-// 16-bit averages: a float sum times the float reciprocal of the count, rounded once, on both
+// Averages. 16-bit: a float sum times the float reciprocal of the count, rounded once, on both
 // devices; the CPU's vectorized float32 loop may differ in the last float bit, which can move the
 // rounding by one 16-bit ulp.
-TEST(CudaPool, AverageOf16BitMatchesCpu) {
+TEST(CudaPool, AverageAndGradients) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves)
+  for (DType dt : kFloats)
     for (const PoolCase& c : pool_cases()) {
       Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
       auto o = c.o;
-      double rt = ulp16(dt), at = 1e-3 * ulp16(dt);
+      bool half = is_half(dt);
+      double rt = half ? ulp16(dt) : tol(dt) * 10, at = half ? 1e-3 * ulp16(dt) : 1e-6;
       EXPECT_TRUE(same_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, rt, at)) << name(dt);
       EXPECT_TRUE(same_on_gpu(
           [&](auto& v) {
@@ -410,9 +351,9 @@ TEST(CudaPool, AverageOf16BitMatchesCpu) {
     }
 }
 
-TEST(CudaPool, EmptyBatchOf16Bit) {
+TEST(CudaPool, EmptyBatch) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves) {
+  for (DType dt : kFloats) {
     Tensor x = rnd({0, 4, 6, 3}, dt);
     Pool2dOptions o{.kernel = {2, 2}};
     Attrs a = pool_op_attrs(o, 4, 6);
@@ -425,23 +366,30 @@ TEST(CudaPool, EmptyBatchOf16Bit) {
 
 // --- batch norm
 
+// The four outputs of batch_norm_train. 16-bit inputs take float32 gamma / beta and give float32
+// statistics (as the op): y within an ulp, the statistics at float32 precision.
 TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
   SKIP_WITHOUT_GPU();
   // Row counts below and above one reduction block (256 rows), and far above (many blocks).
   const std::vector<Shape> shapes = {{2, 3}, {3, 5, 7, 4}, {4, 9, 11, 33}, {70001, 3}};
-  for (DType dt : {DType::f32, DType::f64})
+  for (DType dt : kFloats)
     for (const Shape& s : shapes) {
+      bool half = is_half(dt);
       // An offset mean: the sums must not cancel.
-      Tensor x = rnd(s, dt) + 5.0;
+      Tensor x = (rnd(s, DType::f64) + 5.0).to(dt);
       int64_t C = s.back();
-      Tensor g = rnd({C}, dt), b = rnd({C}, dt);
-      for (int i = 0; i < 4; ++i)
+      DType pd = half ? DType::f32 : dt;
+      Tensor g = rnd({C}, pd), b = rnd({C}, pd);
+      for (int i = 0; i < 4; ++i) {
+        double rt = half ? (i == 0 ? ulp16(dt) : 1e-5) : (dt == DType::f32 ? 1e-4 : 1e-10);
+        double at = half ? (i == 0 ? 1e-2 * ulp16(dt) : 1e-6) : (dt == DType::f32 ? 1e-5 : 1e-12);
         EXPECT_TRUE(same_on_gpu(
             [&](auto& v) {
               return dispatch(op("batch_norm_train"), {v[0], v[1], v[2]}, {{"eps", 1e-3}})[i];
             },
-            {x, g, b}, dt == DType::f32 ? 1e-4 : 1e-10, dt == DType::f32 ? 1e-5 : 1e-12))
+            {x, g, b}, rt, at))
             << to_string(s) << " output " << i << " " << name(dt);
+      }
     }
 }
 
@@ -449,12 +397,12 @@ TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
 // in double rounded to gamma's dtype), inference (batch_norm_apply) and its gradients, views.
 TEST(CudaBatchNorm, GradientsAndApply) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
+  for (DType dt : kFloats)
     for (const Shape& s : std::vector<Shape>{{5, 3}, {3, 5, 7, 4}, {2, 13, 17, 9}}) {
       Tensor x = rnd(s, dt);
       int64_t C = s.back();
       Tensor g = rnd({C}, dt), b = rnd({C}, dt);
-      bool half = dt == DType::bf16 || dt == DType::f16;
+      bool half = is_half(dt);
       double rt = dt == DType::f32 ? 1e-4 : 1e-9, at = dt == DType::f32 ? 1e-4 : 1e-10;
       // 16-bit gradients pass through more than one rounding (dgamma: a float32 sum rounded to 16
       // bits; batch_norm_apply's: 16-bit products and sums of other ops): up to 2 ulps, and a tenth
@@ -510,34 +458,10 @@ TEST(CudaBatchNorm, RunningStatisticsUpdateOnGpu) {
   EXPECT_TRUE(testing::all_close(gpu[1], cpu[1], 1e-5, 1e-6));
 }
 
-// 16-bit batch norm: statistics in double from the values loaded as float (float32 outputs, as the
-// CPU's), y = x a + b with float a, b, each product and sum rounded in float, then once to 16 bits.
-// The double sums differ in order only (~1e-16), which can move a float coefficient by one float
-// ulp and with it y by one 16-bit ulp at most (plus a few float ulps of the products where y cancels).
-TEST(CudaBatchNorm, TrainOf16BitMatchesCpu) {
+// An empty batch in inference, in every float dtype.
+TEST(CudaBatchNorm, EmptyBatch) {
   SKIP_WITHOUT_GPU();
-  const std::vector<Shape> shapes = {{2, 3}, {3, 5, 7, 4}, {4, 9, 11, 33}, {70001, 3}};
-  for (DType dt : kHalves)
-    for (const Shape& s : shapes) {
-      Tensor x = (rnd(s, DType::f64) + 5.0).to(dt);
-      int64_t C = s.back();
-      Tensor g = rnd({C}, DType::f32), b = rnd({C}, DType::f32);
-      for (int i = 0; i < 4; ++i) {
-        double rt = i == 0 ? ulp16(dt) : 1e-5, at = i == 0 ? 1e-2 * ulp16(dt) : 1e-6;
-        EXPECT_TRUE(same_on_gpu(
-            [&](auto& v) {
-              return dispatch(op("batch_norm_train"), {v[0], v[1], v[2]}, {{"eps", 1e-3}})[i];
-            },
-            {x, g, b}, rt, at))
-            << to_string(s) << " output " << i << " " << name(dt);
-      }
-    }
-}
-
-// An empty batch of 16-bit values in inference.
-TEST(CudaBatchNorm, EmptyBatchOf16Bit) {
-  SKIP_WITHOUT_GPU();
-  for (DType dt : kHalves) {
+  for (DType dt : kFloats) {
     Tensor x = rnd({0, 4, 4, 3}, dt), rm = rnd({3}, dt), rv = rnd({3}, dt, 0.5, 2.0);
     EXPECT_TRUE(
         same_on_gpu([](auto& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), {.training = false}); },
