@@ -16,6 +16,7 @@
 
 #include "cuda/cuda_testing.h"
 #include "glia/core/cuda.h"
+#include "glia/core/cuda_hooks.h"
 #include "glia/glia.h"
 #include "glia/ops/op.h"
 #include "testing.h"
@@ -209,6 +210,51 @@ TEST(CudaConv, Tf32Toggle) {
   cuda::set_allow_tf32(false);
   EXPECT_TRUE(same_on_gpu([](auto& v) { return conv2d(v[0], v[1]); }, {x2, w2}, 1e-4, 1e-4));
   cuda::set_allow_tf32(before);
+}
+
+/// Sets cuda::conv_autotune for its lifetime.
+struct Autotune {
+  bool before = cuda::conv_autotune();
+  explicit Autotune(bool on) { cuda::set_conv_autotune(on); }
+  ~Autotune() { cuda::set_conv_autotune(before); }
+};
+
+// Algorithms and layouts chosen by cuDNN's heuristics alone (autotune off) and measured (on, with a
+// size where several algorithms apply): forward and gradients match the CPU either way. Each
+// geometry is used here only, so no choice cached by another test is reused.
+TEST(CudaConv, HeuristicsAndMeasuredChoicesMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (bool tuned : {false, true}) {
+    Autotune on(tuned);
+    ConvCase c = tuned ? ConvCase{8, 16, 16, 16, 3, 3, 24, opts({1, 1}, Padding2d::same())}
+                       : ConvCase{4, 12, 10, 6, 3, 3, 10, opts({1, 1}, Padding2d::same())};
+    for (DType dt : {DType::f32, DType::f16, DType::f64}) {
+      auto [x, w, b] = conv_inputs(c, dt);
+      auto o = c.o;
+      auto [rt, at] = conv_tol(dt);
+      // Twice: the first call chooses, the second reuses the choice.
+      for (int call = 0; call < 2; ++call)
+        EXPECT_TRUE(
+            same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, rt, at))
+            << c.str() << " " << name(dt) << (tuned ? " measured" : " heuristics") << " call " << call;
+    }
+  }
+}
+
+// A geometry first seen while a CUDA Graph is recorded cannot be measured (that would wait for the
+// GPU): the heuristics' choice is recorded, replays compute the convolution, and later eager calls
+// of the geometry work too.
+TEST(CudaConv, FirstSeenWhileRecordingKeepsTheHeuristicsChoice) {
+  SKIP_WITHOUT_GPU();
+  Autotune on(true);
+  Tensor x = rnd({2, 13, 11, 5}, DType::f32), w = rnd({3, 3, 5, 7}, DType::f32);
+  Tensor xg = x.to(kGpu), wg = w.to(kGpu), y;
+  auto graph = glia::detail::cuda_capture(0, [&] { y = conv2d(xg, wg, Tensor(), opts({1, 1}, Padding2d::same())); });
+  graph->replay();
+  Tensor want = conv2d(x, w, Tensor(), opts({1, 1}, Padding2d::same()));
+  EXPECT_TRUE(testing::all_close(y.to(Device::cpu()), want, 1e-4, 1e-4));
+  EXPECT_TRUE(testing::all_close(conv2d(xg, wg, Tensor(), opts({1, 1}, Padding2d::same())).to(Device::cpu()), want,
+                                 1e-4, 1e-4));
 }
 
 // Integer inputs are refused (by the ops, before any kernel), on the GPU as on the CPU.

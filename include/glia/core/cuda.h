@@ -23,5 +23,13 @@ std::string describe();
 /// Lets float32 matmuls use TF32 tensor cores (faster, ~10 mantissa bits). Off by default, as in PyTorch.
 void set_allow_tf32(bool allow);
 bool allow_tf32();
+/// Lets convolutions measure their choices (cuDNN's algorithms, NHWC or NCHW) the first time a
+/// geometry is seen, and keep the fastest, as TensorFlow does by default and PyTorch does with
+/// `torch.backends.cudnn.benchmark = True`. On by default (`GLIA_CONV_AUTOTUNE=0` in the environment
+/// turns the default off); off, the first algorithm of cuDNN's heuristics that runs is kept. The first
+/// call of each geometry then waits for the GPU (never inside a CUDA Graph recording, which keeps the
+/// heuristics' choice). `GLIA_CONV_LOG=1` prints each choice with its timings to stderr.
+void set_conv_autotune(bool on);
+bool conv_autotune();
 
 }  // namespace glia::cuda

@@ -20,6 +20,8 @@ std::string describe() { return "this build of Glia has no CUDA support"; }
 void synchronize(Device d) { no_cuda(d); }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
+void set_conv_autotune(bool) {}
+bool conv_autotune() { return false; }
 }  // namespace cuda
 
 namespace detail {

@@ -5,20 +5,22 @@
 // where cuDNN has no NHWC algorithm for the geometry: remembered per geometry). The Keras kernel is
 // transposed into a temporary on every call (and the weight gradient transposed back). cuDNN pads
 // symmetrically, so asymmetric pads ('same' with an even span or a stride) pad the input explicitly by
-// the difference (and the input gradient is cropped). Algorithms come from cuDNN's heuristics (never
-// cudnnFind*, which synchronizes), deterministic ones first, without TF32 unless cuda::allow_tf32(); the
-// first that runs is cached per geometry. Workspaces are temporaries of the caching allocator.
-// 16-bit convolutions accumulate in float (compute type float; heuristics asked with tensor-core math,
-// each algorithm run with the math type they report for it), as the CPU's float32 convolution of
-// float32 copies, and round once: a bias is loaded into the output first and added by cuDNN in float
-// (beta = 1), so that the sum is rounded once as on the CPU (ReLU after the rounding gives the same
-// value as before it).
-// Pooling, batch norm and the bias + activation epilogues are own kernels (nn.cu): they follow the
-// CPU's index, NaN and statistics conventions exactly.
+// the difference (and the input gradient is cropped). Candidate algorithms come from cuDNN's heuristics,
+// deterministic ones first, without TF32 unless cuda::allow_tf32(); with cuda::conv_autotune() (the
+// default) the first call of a geometry times them and the layouts (NHWC or NCHW with copies) and
+// keeps the fastest, else the first that runs; the choice is cached per geometry. Workspaces are temporaries of the
+// caching allocator. 16-bit convolutions accumulate in float (compute type float; heuristics asked with tensor-core
+// math, each algorithm run with the math type they report for it), as the CPU's float32 convolution of float32 copies,
+// and round once: a bias is loaded into the output first and added by cuDNN in float (beta = 1), so that the sum is
+// rounded once as on the CPU (ReLU after the rounding gives the same value as before it). Pooling, batch norm and the
+// bias + activation epilogues are own kernels (nn.cu): they follow the CPU's index, NaN and statistics conventions
+// exactly.
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +28,7 @@
 #include "glia/autograd/autograd.h"
 #include "glia/backends/cuda/launch_nn.h"
 #include "glia/backends/cuda/runtime.h"
+#include "glia/core/autotune.h"
 #include "glia/core/cuda.h"
 #include "glia/ops/op.h"
 
@@ -110,15 +113,63 @@ struct Descs {
 struct Choice {
   int algo = 0;
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-  bool ok = true;  // false: no algorithm takes the geometry
+  bool ok = true;   // false: no algorithm takes the geometry
+  bool det = true;  // deterministic
 };
+
+bool log_choices() {
+  static const bool on = [] {
+    const char* e = std::getenv("GLIA_CONV_LOG");
+    return e && std::string(e) == "1";
+  }();
+  return on;
+}
+
+/// Whether work queued on the device's stream is being recorded into a CUDA Graph (nothing may wait
+/// for the GPU then).
+bool capturing(int dev) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(stream(dev), &st), "cudaStreamIsCapturing");
+  return st != cudaStreamCaptureStatusNone;
+}
+
+/// The GPU time of `reps` runs of f (queued work on the device's stream, between two events), per run,
+/// in milliseconds. Waits for the GPU.
+template <class F>
+double time_ms(int dev, F&& f, int reps = 2) {
+  struct Events {
+    cudaEvent_t a = nullptr, b = nullptr;
+    ~Events() {
+      if (a) (void)cudaEventDestroy(a);
+      if (b) (void)cudaEventDestroy(b);
+    }
+  } ev;
+  DeviceGuard guard(dev);
+  check(cudaEventCreate(&ev.a), "cudaEventCreate");
+  check(cudaEventCreate(&ev.b), "cudaEventCreate");
+  cudaStream_t s = stream(dev);
+  check(cudaEventRecord(ev.a, s), "cudaEventRecord");
+  for (int i = 0; i < reps; ++i) f();
+  check(cudaEventRecord(ev.b, s), "cudaEventRecord");
+  check(cudaEventSynchronize(ev.b), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, ev.a, ev.b), "cudaEventElapsedTime");
+  return static_cast<double>(ms) / reps;
+}
+
+const char* pass_name(int pass) { return pass == 0 ? "forward" : pass == 1 ? "input grad" : "weight grad"; }
 
 /// One convolution pass on cuDNN. x / y are the padded input and the output, in NHWC or NCHW; w is
 /// KRSC or KCRS to match.
 class Conv {
  public:
   Conv(const Geom& g, DType t, bool nhwc, const char* op)
-      : g_(g), f32_(t == DType::f32), f64_(t == DType::f64), nhwc_(nhwc), op_(op) {
+      : g_(g),
+        f32_(t == DType::f32),
+        f64_(t == DType::f64),
+        nhwc_(nhwc),
+        elt_(static_cast<int64_t>(itemsize(t))),
+        op_(op) {
     cudnnDataType_t type = t == DType::f32    ? CUDNN_DATA_FLOAT
                            : t == DType::f64  ? CUDNN_DATA_DOUBLE
                            : t == DType::bf16 ? CUDNN_DATA_BFLOAT16
@@ -177,6 +228,11 @@ class Conv {
       return true;
     }
     std::vector<Choice> cands = candidates(pass, h);
+    // Measured: the fastest candidate goes first (the loop below runs it and caches it).
+    if (cands.size() > 1 && conv_autotune() && !capturing(dev)) {
+      int best = tune(pass, h, dev, cands, x, w, y, out, accumulate);
+      if (best > 0) std::rotate(cands.begin(), cands.begin() + best, cands.begin() + best + 1);
+    }
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
     for (const Choice& c : cands) {
       last = execute(pass, h, dev, c, x, w, y, out, accumulate);
@@ -222,7 +278,8 @@ class Conv {
     std::vector<Choice> det, other;
     for (int i = 0; i < n; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || !allowed(perf[i].mathType)) continue;
-      Choice c{static_cast<int>(perf[i].algo), allow_tf32() || !f32_ ? perf[i].mathType : plain_math(), true};
+      Choice c{static_cast<int>(perf[i].algo), allow_tf32() || !f32_ ? perf[i].mathType : plain_math(), true,
+               perf[i].determinism == CUDNN_DETERMINISTIC};
       (perf[i].determinism == CUDNN_DETERMINISTIC ? det : other).push_back(c);
     }
     det.insert(det.end(), other.begin(), other.end());
@@ -258,22 +315,71 @@ class Conv {
     return filter(perf, n);
   }
 
+  /// Times each candidate on these operands (cudnn.benchmark) and returns the index of the one to
+  /// keep (detail::pick_fastest: the fastest, or an earlier one within 3%), -1 when none ran. A
+  /// candidate runs once untimed, then twice timed. Candidates whose workspace is larger than
+  /// max(64 MiB, the first runnable candidate's) are not tried: a faster algorithm must not cost more
+  /// memory than the heuristics' pick would have. With `accumulate`, the trials write a scratch output.
+  int tune(Pass pass, cudnnHandle_t h, int dev, const std::vector<Choice>& cands, const void* x, const void* w,
+           const void* y, void* out, bool accumulate) const {
+    Tensor scratch;
+    if (accumulate) {
+      int64_t n = pass == Pass::Fwd       ? g_.N * g_.O * g_.OH * g_.OW
+                  : pass == Pass::BwdData ? g_.N * g_.C * g_.Hp() * g_.Wp()
+                                          : g_.O * g_.Cg * g_.KH * g_.KW;
+      scratch = Tensor::empty({n * elt_}, DType::u8, Device::cuda(dev));
+      out = scratch.data_ptr();
+    }
+    std::vector<double> ms(cands.size(), -1.0);
+    size_t budget = 0;
+    bool have_budget = false;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      size_t ws = 0;
+      cudnnStatus_t st = workspace(pass, h, cands[i], &ws);
+      if (st == CUDNN_STATUS_SUCCESS && have_budget && ws > budget) continue;
+      if (st == CUDNN_STATUS_SUCCESS) st = execute(pass, h, dev, cands[i], x, w, y, out, false);
+      if (st != CUDNN_STATUS_SUCCESS) {
+        if (!refusal(st)) check(st, op_);
+        continue;
+      }
+      if (!have_budget) budget = std::max<size_t>(ws, size_t(64) << 20);
+      have_budget = true;
+      ms[i] = time_ms(dev, [&] { check(execute(pass, h, dev, cands[i], x, w, y, out, false), op_); });
+    }
+    int best = detail::pick_fastest(ms);
+    if (log_choices()) {
+      std::string line = detail::str("glia: ", op_, " ", pass_name(static_cast<int>(pass)), " ", tag_,
+                                     nhwc_ ? " NHWC" : " NCHW", " x [", g_.N, ",", g_.H, ",", g_.W, ",", g_.C, "] w [",
+                                     g_.KH, ",", g_.KW, ",", g_.Cg, ",", g_.O, "] stride ", g_.sh, ":");
+      for (size_t i = 0; i < cands.size(); ++i)
+        line += ms[i] < 0 ? detail::str(" algo ", cands[i].algo, " -")
+                          : detail::str(" algo ", cands[i].algo, cands[i].det ? "" : "*", " ", ms[i], " ms");
+      line += best < 0 ? " -> none" : detail::str(" -> algo ", cands[static_cast<size_t>(best)].algo);
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    return best;
+  }
+
+  /// The workspace algorithm c needs for `pass`, in *ws.
+  cudnnStatus_t workspace(Pass pass, cudnnHandle_t h, const Choice& c, size_t* ws) const {
+    cudnnStatus_t st = cudnnSetConvolutionMathType(d_.conv, c.math);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    if (pass == Pass::Fwd)
+      return cudnnGetConvolutionForwardWorkspaceSize(h, d_.x, d_.w, d_.conv, d_.y,
+                                                     static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws);
+    if (pass == Pass::BwdData)
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d_.w, d_.y, d_.conv, d_.x,
+                                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d_.x, d_.y, d_.conv, d_.w,
+                                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws);
+  }
+
   /// One pass with algorithm c. Fwd: out = conv(x, w). BwdData: out (x-shaped) from y (the output
   /// gradient) and w. BwdFilter: out (w-shaped) from x and y.
   cudnnStatus_t execute(Pass pass, cudnnHandle_t h, int dev, const Choice& c, const void* x, const void* w,
                         const void* y, void* out, bool accumulate) const {
-    cudnnStatus_t st = cudnnSetConvolutionMathType(d_.conv, c.math);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
     size_t ws = 0;
-    if (pass == Pass::Fwd)
-      st = cudnnGetConvolutionForwardWorkspaceSize(h, d_.x, d_.w, d_.conv, d_.y,
-                                                   static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), &ws);
-    else if (pass == Pass::BwdData)
-      st = cudnnGetConvolutionBackwardDataWorkspaceSize(h, d_.w, d_.y, d_.conv, d_.x,
-                                                        static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), &ws);
-    else
-      st = cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d_.x, d_.y, d_.conv, d_.w,
-                                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), &ws);
+    cudnnStatus_t st = workspace(pass, h, c, &ws);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     Tensor space;
     if (ws > 0) space = Tensor::empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev));
@@ -306,7 +412,8 @@ class Conv {
 
   Geom g_;
   bool f32_, f64_, nhwc_;
-  char tag_;  // the dtype in cache keys
+  int64_t elt_;  // bytes per element
+  char tag_;     // the dtype in cache keys
   const char* op_;
   Descs d_;
 };
@@ -330,10 +437,59 @@ Tensor conv_filter(const Tensor& w, bool nhwc) {
 /// An NHWC activation in NHWC or NCHW.
 Tensor conv_act(const Tensor& t, bool nhwc) { return nhwc ? t.contiguous() : t.permute({0, 3, 1, 2}).contiguous(); }
 
-/// Runs attempt(nhwc): NHWC first for float32 and 16-bit floats, NCHW otherwise and where NHWC has no
-/// algorithm.
+/// The layouts measured for each convolution (op, dtype, geometry): true for NHWC.
+struct Layouts {
+  std::mutex mu;
+  std::unordered_map<std::string, bool> nhwc;
+  static Layouts& get() {
+    static Layouts l;
+    return l;
+  }
+};
+
+/// Runs attempt(nhwc), which returns false where the layout has no algorithm for the geometry and
+/// is idempotent (it overwrites its output): float64 on NCHW; float32 and 16-bit floats on NHWC
+/// first, NCHW where NHWC has no algorithm. With conv_autotune(), the first call of a geometry
+/// (outside a CUDA Graph recording) runs both and times them (NCHW with its transposed copies) and
+/// the faster is kept: cuDNN's NHWC kernels are made for tensor cores, and plain float32 may run
+/// faster on NCHW even with the copies.
 template <class F>
-void in_some_layout(DType t, const char* op, const Geom& g, F&& attempt) {
+void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt) {
+  std::string key;
+  if (t != DType::f64 && conv_autotune()) {
+    key = detail::str(op, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.N, ',', g.H, ',', g.W, ',', g.C, ',',
+                      g.KH, ',', g.KW, ',', g.Cg, ',', g.O, ',', g.G, ',', g.sh, ',', g.sw, ',', g.dh, ',', g.dw, ',',
+                      g.pt, ',', g.pb, ',', g.pl, ',', g.pr);
+    Layouts& l = Layouts::get();
+    std::optional<bool> known;
+    {
+      std::lock_guard<std::mutex> lock(l.mu);
+      if (auto it = l.nhwc.find(key); it != l.nhwc.end()) known = it->second;
+    }
+    if (known) {
+      if (attempt(*known) || attempt(!*known)) return;
+    } else if (!capturing(dev)) {
+      std::vector<double> ms(2, -1.0);
+      for (int i = 0; i < 2; ++i)
+        if (attempt(i == 0)) ms[static_cast<size_t>(i)] = time_ms(dev, [&] { attempt(i == 0); });
+      int best = detail::pick_fastest(ms);
+      if (log_choices())
+        std::fprintf(stderr, "glia: %s x [%ld,%ld,%ld,%ld] w [%ld,%ld,%ld,%ld]: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op,
+                     long(g.N), long(g.H), long(g.W), long(g.C), long(g.KH), long(g.KW), long(g.Cg), long(g.O), ms[0],
+                     ms[1],
+                     best == 0   ? "NHWC"
+                     : best == 1 ? "NCHW"
+                                 : "none");
+      if (best >= 0) {
+        {
+          std::lock_guard<std::mutex> lock(l.mu);
+          l.nhwc[key] = best == 0;
+        }
+        if (best == 0 && ms[1] >= 0) attempt(true);  // the NCHW run came last: its output is to be replaced
+        return;
+      }
+    }
+  }
   if (t != DType::f64 && attempt(true)) return;
   if (attempt(false)) return;
   throw DeviceError(detail::str(op, ": cuDNN has no algorithm for input [", g.N, ", ", g.H, ", ", g.W, ", ", g.C,
@@ -358,7 +514,7 @@ void conv_forward_kernel(KernelContext& k) {
     fill(y, 0);
     bias_in_conv = false;
   } else {
-    in_some_layout(y.dtype(), op, g, [&](bool nhwc) {
+    in_some_layout(y.dtype(), op, g, dev, [&](bool nhwc) {
       Conv conv(g, y.dtype(), nhwc, op);
       if (!conv.maybe(Pass::Fwd)) return false;
       Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
@@ -588,7 +744,7 @@ GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
     return;
   }
   no_grad guard;
-  in_some_layout(gx.dtype(), op, g, [&](bool nhwc) {
+  in_some_layout(gx.dtype(), op, g, gx.device().index, [&](bool nhwc) {
     Conv conv(g, gx.dtype(), nhwc, op);
     if (!conv.maybe(Pass::BwdData)) return false;
     Tensor dy = conv_act(gy, nhwc), wf = conv_filter(w, nhwc);
@@ -617,7 +773,7 @@ GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
     return;
   }
   no_grad guard;
-  in_some_layout(gw.dtype(), op, g, [&](bool nhwc) {
+  in_some_layout(gw.dtype(), op, g, gw.device().index, [&](bool nhwc) {
     Conv conv(g, gw.dtype(), nhwc, op);
     if (!conv.maybe(Pass::BwdFilter)) return false;
     Tensor xin = conv_input(g, x, nhwc), dy = conv_act(gy, nhwc);

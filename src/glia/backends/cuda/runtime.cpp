@@ -3,9 +3,12 @@
 #include "glia/backends/cuda/runtime.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "glia/autograd/autograd.h"
@@ -88,6 +91,14 @@ PerDevice& per_device(int index) {
 }
 
 bool g_allow_tf32 = false;
+
+std::atomic<bool>& autotune_flag() {
+  static std::atomic<bool> on{[] {
+    const char* e = std::getenv("GLIA_CONV_AUTOTUNE");
+    return !(e && std::string(e) == "0");
+  }()};
+  return on;
+}
 
 }  // namespace
 
@@ -190,6 +201,8 @@ void synchronize(Device d) {
 }
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
+void set_conv_autotune(bool on) { autotune_flag() = on; }
+bool conv_autotune() { return autotune_flag(); }
 
 launch::Dt dt(DType t) { return static_cast<launch::Dt>(static_cast<int>(t)); }
 
