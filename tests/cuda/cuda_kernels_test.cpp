@@ -58,6 +58,40 @@ TEST(CudaCopy, ManySmallAndLargeCopiesInOrder) {
   EXPECT_TRUE(testing::all_close(acc.to(Device::cpu()), big * 4.0, 1e-12));
 }
 
+// Page-locked copies: the values, shape and dtype of the original (a strided one made contiguous);
+// pinning a pinned tensor gives it back; copies to the GPU from pinned memory are asynchronous and
+// the storage is held until they are done, so dropping the tensor at once loses nothing, over more
+// copies than any ring would hold and with the GPU kept busy in between.
+TEST(CudaCopy, PinnedTensorsCopyAsynchronouslyAndSafely) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::f32, DType::f64, DType::i64, DType::bf16}) {
+    Tensor x = rnd({6, 5}, DType::f64).to(dt);
+    Tensor view = x.permute({1, 0});
+    Tensor p = cuda::pin_memory(view);
+    EXPECT_TRUE(cuda::is_pinned(p));
+    EXPECT_TRUE(p.is_contiguous());
+    EXPECT_EQ(p.dtype(), dt);
+    EXPECT_EQ(p.device(), Device::cpu());
+    EXPECT_TRUE(testing::all_close(p, view, 0, 0)) << name(dt);
+    EXPECT_EQ(cuda::pin_memory(p).data_ptr(), p.data_ptr());
+    EXPECT_TRUE(testing::all_close(p.to(kGpu).to(Device::cpu()), view, 0, 0)) << name(dt);
+  }
+  EXPECT_FALSE(cuda::is_pinned(ones({3})));
+  EXPECT_FALSE(cuda::is_pinned(ones({3}).to(kGpu)));
+  EXPECT_EQ(cuda::pin_memory(Tensor::empty({0, 3})).shape(), (Shape{0, 3}));  // nothing to pin, no error
+  std::vector<Tensor> on_gpu;
+  Tensor busy = rnd({512, 512}, DType::f32).to(kGpu);
+  for (int i = 0; i < 64; ++i) {
+    Tensor p = cuda::pin_memory(full({1000}, static_cast<double>(i), {.dtype = DType::f32}));
+    on_gpu.push_back(p.to(kGpu));
+    busy = matmul(busy, busy) * 1e-3;  // queued work ahead of the next copies
+  }
+  for (int i = 0; i < 64; ++i)
+    EXPECT_TRUE(testing::all_close(on_gpu[static_cast<size_t>(i)].to(Device::cpu()),
+                                   full({1000}, static_cast<double>(i), {.dtype = DType::f32}), 0, 0))
+        << "copy " << i;
+}
+
 TEST(CudaCopy, CastBetweenDTypes) {
   SKIP_WITHOUT_GPU();
   const DType all[] = {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8, DType::b8};

@@ -75,6 +75,11 @@ TEST(CudaRuntime, FirstUseWithoutGpuThrowsDeviceErrorNamingDeviceAndReason) {
   EXPECT_THAT(device_error([] { cuda::synchronize(Device::cuda(0)); }), HasSubstr("Device::cuda(0)"));
   EXPECT_THAT(device_error([] { memory_stats(Device::cuda(0)); }), HasSubstr("Device::cuda(0)"));
   EXPECT_THAT(device_error([] { Tensor::empty({1}, DType::f32, Device::cuda(1)); }), HasSubstr("Device::cuda(1)"));
+  // Page-locked memory needs CUDA too; a tensor is never pinned without it.
+  EXPECT_THAT(device_error([] { cuda::pin_memory(ones({4})); }),
+              AnyOf(HasSubstr("no CUDA GPU is available"), HasSubstr("no CUDA support")));
+  EXPECT_FALSE(cuda::is_pinned(ones({4})));
+  EXPECT_FALSE(cuda::is_pinned(Tensor()));
 }
 
 TEST(CudaRuntime, CpuUseIsUnaffectedByAFailedCudaUse) {

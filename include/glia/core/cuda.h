@@ -5,6 +5,7 @@
 #include <string>
 
 #include "glia/core/device.h"
+#include "glia/core/tensor.h"
 
 namespace glia::cuda {
 
@@ -31,5 +32,14 @@ bool allow_tf32();
 /// heuristics' choice). `GLIA_CONV_LOG=1` prints each choice with its timings to stderr.
 void set_conv_autotune(bool on);
 bool conv_autotune();
+
+/// A copy of CPU tensor t in page-locked ("pinned") host memory, from a caching allocator; t itself
+/// when it is pinned already. Copies from a pinned tensor to a GPU run asynchronously, straight from
+/// its memory (PyTorch's `pin_memory()` with `non_blocking=True`): the tensor must not be written
+/// until they are done (cuda::synchronize), though it may be dropped at once. fit, evaluate and
+/// predict on a GPU pin their batches on the prefetch thread. Throws DeviceError without a GPU.
+Tensor pin_memory(const Tensor& t);
+/// Whether t is a CPU tensor in page-locked host memory (false without a GPU).
+bool is_pinned(const Tensor& t);
 
 }  // namespace glia::cuda

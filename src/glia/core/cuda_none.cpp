@@ -22,6 +22,10 @@ void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
 void set_conv_autotune(bool) {}
 bool conv_autotune() { return false; }
+Tensor pin_memory(const Tensor&) {
+  throw DeviceError("cuda::pin_memory: this build of Glia has no CUDA support (page-locked memory needs it)");
+}
+bool is_pinned(const Tensor&) { return false; }
 }  // namespace cuda
 
 namespace detail {

@@ -3,8 +3,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/cuda.h"
 #include "glia/model/model.h"
 #include "glia/ops/functions.h"
 
@@ -40,6 +42,19 @@ Tensor class_weights(const Tensor& y, const std::map<int64_t, double>& cw) {
     if (it != cw.end()) w[i] = static_cast<float>(it->second);
   }
   return tensor(w);
+}
+
+/// The batches fit, evaluate and predict make of tensors, produced on a background thread; for a
+/// model on a GPU, in page-locked memory (copied there on that thread), so that each step's copy to
+/// the device is asynchronous and the step's own thread copies nothing.
+data::Dataset batches(const data::Dataset& ds, int64_t batch_size, const std::optional<Device>& device) {
+  data::Dataset b = ds.batch(batch_size);
+  if (device && device->is_cuda())
+    b = b.map([](data::Element e) {
+      for (Tensor& t : e) t = cuda::pin_memory(t);
+      return e;
+    });
+  return b.prefetch(2);
 }
 
 /// Splits a dataset element into inputs, targets and an optional sample weight.
@@ -172,20 +187,19 @@ callbacks::History Model::fit(const std::vector<Tensor>& xs, const std::vector<T
     all = train;
     n -= n_val;
     int64_t vbs = o.validation_batch_size > 0 ? o.validation_batch_size : o.batch_size;
-    o.validation_dataset = data::Dataset::from_tensors(val).batch(vbs);
+    o.validation_dataset = batches(data::Dataset::from_tensors(val), vbs, compile_opts_.device);
   } else if (!o.validation_data.empty()) {
     GLIA_CHECK(
         o.validation_data.size() == xs.size() + ys.size() || o.validation_data.size() == xs.size() + ys.size() + 1,
         ValueError, "fit: validation_data must hold ", xs.size(), " input(s) then ", ys.size(), " target(s)");
     samples_of(o.validation_data, "fit (validation_data)");
     int64_t vbs = o.validation_batch_size > 0 ? o.validation_batch_size : o.batch_size;
-    o.validation_dataset = data::Dataset::from_tensors(o.validation_data).batch(vbs);
+    o.validation_dataset = batches(data::Dataset::from_tensors(o.validation_data), vbs, compile_opts_.device);
   }
   GLIA_CHECK(n > 0, ValueError, "fit: no training samples");
   data::Dataset ds = data::Dataset::from_tensors(all);
   if (o.shuffle) ds = ds.shuffle(n);
-  ds = ds.batch(o.batch_size).prefetch(2);
-  return fit(ds, std::move(o));
+  return fit(batches(ds, o.batch_size, compile_opts_.device), std::move(o));
 }
 
 callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
@@ -332,7 +346,7 @@ Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& y
     all.push_back(o.sample_weight.to(DType::f32));
   }
   GLIA_CHECK(o.batch_size > 0, ValueError, "evaluate: batch_size must be positive, got ", o.batch_size);
-  return evaluate(data::Dataset::from_tensors(all).batch(o.batch_size), std::move(o));
+  return evaluate(batches(data::Dataset::from_tensors(all), o.batch_size, compile_opts_.device), std::move(o));
 }
 
 Logs Model::evaluate(const data::Dataset& ds, EvaluateOptions o) {
@@ -357,7 +371,7 @@ std::vector<Tensor> Model::predict(const std::vector<Tensor>& xs, PredictOptions
              " input(s), got ", xs.size());
   samples_of(xs, "predict");
   GLIA_CHECK(o.batch_size > 0, ValueError, "predict: batch_size must be positive, got ", o.batch_size);
-  data::Dataset ds = data::Dataset::from_tensors(xs).batch(o.batch_size);
+  data::Dataset ds = batches(data::Dataset::from_tensors(xs), o.batch_size, compile_opts_.device);
   std::vector<CallbackPtr> cbs = o.callbacks;
   if (o.verbose > 0) cbs.push_back(std::make_shared<callbacks::ProgbarLogger>(o.verbose));
   CallbackList list(cbs, this);

@@ -6,9 +6,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "glia/autograd/autograd.h"
@@ -66,6 +69,10 @@ struct PerDevice {
   size_t staging_size[kStaging] = {};
   cudaEvent_t staged[kStaging] = {};
   int next_staging = 0;
+  // Page-locked host tensors whose copies to this device are queued: each storage is held, with an
+  // event after its copy, until the copy is done (the tensor may be dropped at once).
+  std::deque<std::pair<cudaEvent_t, std::shared_ptr<Storage>>> in_flight;
+  std::vector<cudaEvent_t> spare_events;
   // Small copies (numbers in code, shapes) rotate through slots with an event each, so that the host
   // waits only for a copy kSlots copies ago, not for all the work queued before the last one.
   static constexpr int kSlots = 64;
@@ -204,6 +211,61 @@ bool allow_tf32() { return g_allow_tf32; }
 void set_conv_autotune(bool on) { autotune_flag() = on; }
 bool conv_autotune() { return autotune_flag(); }
 
+namespace {
+/// Page-locked host memory (cudaHostAlloc), portable to every device's context.
+class PinnedSource final : public detail::MemorySource {
+ public:
+  void* get(size_t bytes) override {
+    void* p = nullptr;
+    cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    check(e, "cudaHostAlloc");
+    return p;
+  }
+  void put(void* p) override { (void)cudaFreeHost(p); }
+  [[noreturn]] void out_of_memory(size_t asked, const AllocatorStats& s) override {
+    throw DeviceError(detail::str("out of page-locked host memory: asked for ", asked, " bytes; Glia has ",
+                                  s.allocated_bytes, " bytes of it allocated and ", s.reserved_bytes, " reserved"));
+  }
+};
+
+/// The caching allocator of page-locked host memory (cudaHostAlloc is slow, and synchronizes).
+detail::BlockCache& pinned_cache() {
+  // Leaked on purpose, as the device allocators: pinned tensors in static objects may outlive it.
+  static auto* cache = new detail::BlockCache(*new PinnedSource);
+  return *cache;
+}
+}  // namespace
+
+bool is_pinned(const Tensor& t) {
+  if (!t.defined() || !t.device().is_cpu() || !t.storage() || !t.storage()->data() || init().count == 0) return false;
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, t.storage()->data()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
+Tensor pin_memory(const Tensor& t) {
+  GLIA_CHECK(t.defined() && t.device().is_cpu(), DeviceError, "cuda::pin_memory: expected a CPU tensor, got ",
+             t.defined() ? t.device().str() : std::string("an undefined tensor"));
+  GLIA_CHECK(t.storage(), ValueError, "cuda::pin_memory: expected a tensor with data, got a symbolic one");
+  if (is_pinned(t)) return t;
+  ensure_device(0);
+  size_t n = static_cast<size_t>(t.numel()) * t.itemsize();
+  detail::BlockCache& cache = pinned_cache();
+  void* p = cache.allocate(n);
+  auto storage = std::make_shared<Storage>(p, n, Device::cpu(), [&cache, n](void* q) { cache.deallocate(q, n); });
+  Tensor out = Tensor::make_view(storage, t.shape(), contiguous_strides(t.shape()), 0, t.dtype());
+  no_grad guard;
+  if (n > 0) out.copy_(t);
+  return out;
+}
+
 launch::Dt dt(DType t) { return static_cast<launch::Dt>(static_cast<int>(t)); }
 
 template <int N>
@@ -319,6 +381,34 @@ void cross_device_copy(const Tensor& dst, const Tensor& src) {
   if (dst.device().is_cuda() && src.device().is_cpu()) {
     int dev = dst.device().index;
     cudaStream_t s = cuda::stream(dev);
+    // A page-locked tensor is copied straight from its memory and asynchronously, as PyTorch's
+    // non_blocking copies: its storage is held until the copy is done (it must not be written
+    // before then). Not while recording: a graph gets a buffer of its own (below).
+    if (cuda::t_capture.device != dev && src.is_contiguous() && dst.is_contiguous() && src.dtype() == dst.dtype() &&
+        src.shape() == dst.shape() && cuda::is_pinned(src)) {
+      cuda::PerDevice& p = cuda::per_device(dev);
+      std::lock_guard<std::mutex> lock(p.staging_mu);
+      cuda::DeviceGuard g(dev);
+      while (!p.in_flight.empty()) {  // let go of the storages whose copies are done
+        cudaError_t q = cudaEventQuery(p.in_flight.front().first);
+        if (q == cudaErrorNotReady) break;
+        cuda::check(q, "cudaEventQuery");
+        p.spare_events.push_back(p.in_flight.front().first);
+        p.in_flight.pop_front();
+      }
+      cudaEvent_t done = nullptr;
+      if (p.spare_events.empty()) {
+        cuda::check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
+      } else {
+        done = p.spare_events.back();
+        p.spare_events.pop_back();
+      }
+      p.in_flight.emplace_back(done, src.storage());
+      size_t n = static_cast<size_t>(src.numel()) * src.itemsize();
+      cuda::check(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+      cuda::check(cudaEventRecord(done, s), "cudaEventRecord");
+      return;
+    }
     // Broadcast and convert on the host, so the transfer is one contiguous block of dst's type.
     Tensor host = src;
     if (!src.is_contiguous() || src.dtype() != dst.dtype() || src.shape() != dst.shape()) {
