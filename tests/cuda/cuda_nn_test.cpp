@@ -441,6 +441,18 @@ TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
 
 // Gradients (batch_norm_backward; for 16-bit inputs dx in 16 bits as y, dgamma / dbeta float32 sums
 // in double rounded to gamma's dtype), inference (batch_norm_apply) and its gradients, views.
+// More rows than one grid of the per-channel passes covers (65535 blocks of 64 rows): their row
+// loops go round, and the statistics sum over 1024 parts.
+TEST(CudaBatchNorm, RowsBeyondOneGrid) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = rnd({65535 * 64 + 300, 2}, DType::f32), g = rnd({2}, DType::f32), b = rnd({2}, DType::f32);
+  auto train = [](const auto& v) {
+    return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1e-3});
+  };
+  EXPECT_TRUE(same_on_gpu(train, {x, g, b}, 1e-4, 1e-4));
+  EXPECT_TRUE(same_grads_on_gpu(train, {x, g, b}, {0, 1, 2}, 1e-3, 1e-4));
+}
+
 TEST(CudaBatchNorm, GradientsAndApply) {
   SKIP_WITHOUT_GPU();
   for (DType dt : kFloats)

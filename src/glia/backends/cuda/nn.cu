@@ -15,6 +15,26 @@
 namespace glia::cuda::launch {
 namespace {
 
+// --- per-channel passes over [M, C] (NHWC rows)
+
+constexpr int kChan = 32;  // channels per block (one warp along C: coalesced rows)
+constexpr int kRowThreads = 8;
+constexpr int64_t kRowsPerBlock = 64;  // rows a block of a per-channel pass covers (8 per thread)
+
+/// Blocks (kChan, kRowThreads): threadIdx.x walks 32 channels (a warp reads 128 contiguous bytes of a
+/// row), threadIdx.y and blockIdx.y walk the rows, so each thread keeps one channel (and its
+/// coefficients) and computes no index division per element.
+struct ChanGrid {
+  dim3 grid, block;
+};
+inline ChanGrid chan_grid(int64_t M, int64_t C) {
+  int64_t gy = (M + kRowsPerBlock - 1) / kRowsPerBlock;
+  gy = gy < 1 ? 1 : (gy > 65535 ? 65535 : gy);
+  return {dim3(static_cast<unsigned>((C + kChan - 1) / kChan), static_cast<unsigned>(gy)), dim3(kChan, kRowThreads)};
+}
+#define GLIA_CHAN_ROWS(r, M) \
+  for (int64_t r = blockIdx.y * int64_t(kRowThreads) + threadIdx.y; r < (M); r += int64_t(gridDim.y) * kRowThreads)
+
 // --- bias + activation
 
 template <class T>
@@ -42,12 +62,15 @@ __device__ __forceinline__ T activate(T x, Act act) {
 }
 
 template <class T>
-__global__ void bias_act_kernel(T* y, const T* bias, int64_t n, int64_t C, Act act) {
+__global__ void bias_act_kernel(T* y, const T* bias, int64_t M, int64_t C, Act act) {
   using A = typename Acc<T>::type;
-  GLIA_CUDA_LOOP(i, n) {
-    A v = load(y + i);
-    if (bias) v += load(bias + i % C);
-    store(y + i, activate<A>(v, act));
+  int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
+  if (c >= C) return;
+  const A b = bias ? static_cast<A>(load(bias + c)) : A(0);
+  GLIA_CHAN_ROWS(r, M) {
+    A v = load(y + r * C + c);
+    if (bias) v += b;
+    store(y + r * C + c, activate<A>(v, act));
   }
 }
 
@@ -195,8 +218,6 @@ __global__ void avg_bwd_kernel(PoolGeom g, const T* gy, T* gx, int64_t total) {
 
 // --- batch norm
 
-constexpr int kChan = 32;  // channels per block (one warp along C: coalesced rows)
-constexpr int kRowThreads = 8;
 constexpr int64_t kMinRowsPerPart = 256;
 constexpr int64_t kMaxParts = 1024;
 
@@ -212,6 +233,8 @@ __global__ void bn_partial_kernel(const T* x, const T* g, const double* mean, in
   double a1 = 0, a2 = 0;
   if (c < C) {
     double ref = g ? mean[c] : static_cast<double>(load(x + c));  // training: shifted by row 0 (no cancellation)
+    // Unrolled so that several loads are in flight per thread (the sums keep their order).
+#pragma unroll 4
     for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowThreads) {
       double xv = static_cast<double>(load(x + r * C + c)) - ref;
       if (g) {
@@ -238,15 +261,40 @@ __global__ void bn_partial_kernel(const T* x, const T* g, const double* mean, in
   }
 }
 
+constexpr int kPartThreads = 32;  // threads along the parts in the finishing kernels
+
+/// The sums over the P parts of channel c (blocks (kChan, kPartThreads)): thread y adds parts y,
+/// y + kPartThreads, ... in order, then thread y = 0 adds the kPartThreads sums in order, so the
+/// result does not depend on timing. True in the thread that holds the totals (y = 0, c < C).
+__device__ __forceinline__ bool sum_parts(const double* part, int64_t P, int64_t C, int64_t c, double& t1, double& t2) {
+  __shared__ double s1[kPartThreads][kChan], s2[kPartThreads][kChan];
+  double a1 = 0, a2 = 0;
+  if (c < C) {
+#pragma unroll 4
+    for (int64_t p = threadIdx.y; p < P; p += kPartThreads) {
+      a1 += part[(p * 2) * C + c];
+      a2 += part[(p * 2 + 1) * C + c];
+    }
+  }
+  s1[threadIdx.y][threadIdx.x] = a1;
+  s2[threadIdx.y][threadIdx.x] = a2;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return false;
+  t1 = 0;
+  t2 = 0;
+  for (int k = 0; k < kPartThreads; ++k) {
+    t1 += s1[k][threadIdx.x];
+    t2 += s2[k][threadIdx.x];
+  }
+  return true;
+}
+
 template <class T>
 __global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x, const double* gamma,
                                        const double* beta, int64_t M, int64_t C, double eps, double* out) {
-  GLIA_CUDA_LOOP(c, C) {
-    double t1 = 0, t2 = 0;
-    for (int64_t p = 0; p < P; ++p) {
-      t1 += part[(p * 2) * C + c];
-      t2 += part[(p * 2 + 1) * C + c];
-    }
+  const int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
+  double t1, t2;
+  if (sum_parts(part, P, C, c, t1, t2)) {
     double shift = M > 0 ? static_cast<double>(load(x + c)) : 0.0;
     double m1 = t1 / static_cast<double>(M);
     double mean = shift + m1;
@@ -264,12 +312,9 @@ __global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x
 
 __global__ void bn_backward_finish_kernel(const double* part, int64_t P, const double* mean, const double* invstd,
                                           const double* gamma, int64_t M, int64_t C, double* out) {
-  GLIA_CUDA_LOOP(c, C) {
-    double sg = 0, sgx = 0;
-    for (int64_t p = 0; p < P; ++p) {
-      sg += part[(p * 2) * C + c];
-      sgx += part[(p * 2 + 1) * C + c];
-    }
+  const int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
+  double sg, sgx;
+  if (sum_parts(part, P, C, c, sg, sgx)) {
     double is = invstd[c], k = gamma[c] * is, Md = static_cast<double>(M);
     double b = -k * is * is * sgx / Md;
     out[c] = sgx * is;
@@ -283,33 +328,49 @@ __global__ void bn_backward_finish_kernel(const double* part, int64_t P, const d
 // 16-bit floats: float coefficients (as the CPU's acc_t vectors) and each product and sum rounded
 // (no FMA contraction), as the CPU's scalar loop computes them, so the results match it exactly.
 template <class T>
-__global__ void affine_kernel(const T* x, const double* a, const double* b, T* y, int64_t n, int64_t C) {
-  GLIA_CUDA_LOOP(i, n) {
-    int64_t c = i % C;
-    if constexpr (std::is_same_v<typename Acc<T>::type, T>) {
-      y[i] = x[i] * static_cast<T>(a[c]) + static_cast<T>(b[c]);
-    } else {
-      store(y + i, __fadd_rn(__fmul_rn(load(x + i), static_cast<float>(a[c])), static_cast<float>(b[c])));
+__global__ void affine_kernel(const T* x, const double* a, const double* b, T* y, int64_t M, int64_t C) {
+  const int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
+  if (c >= C) return;
+  if constexpr (std::is_same_v<typename Acc<T>::type, T>) {
+    const T ac = static_cast<T>(a[c]), bc = static_cast<T>(b[c]);
+    GLIA_CHAN_ROWS(r, M) {
+      const int64_t i = r * C + c;
+      y[i] = x[i] * ac + bc;
+    }
+  } else {
+    const float ac = static_cast<float>(a[c]), bc = static_cast<float>(b[c]);
+    GLIA_CHAN_ROWS(r, M) {
+      const int64_t i = r * C + c;
+      store(y + i, __fadd_rn(__fmul_rn(load(x + i), ac), bc));
     }
   }
 }
 
 template <class T>
 __global__ void affine2_kernel(const T* g, const T* x, const double* a, const double* b, const double* d, T* y,
-                               int64_t n, int64_t C) {
-  GLIA_CUDA_LOOP(i, n) {
-    int64_t c = i % C;
-    if constexpr (std::is_same_v<typename Acc<T>::type, T>) {
-      y[i] = g[i] * static_cast<T>(a[c]) + x[i] * static_cast<T>(b[c]) + static_cast<T>(d[c]);
-    } else {
-      float ga = __fmul_rn(load(g + i), static_cast<float>(a[c]));
-      float xb = __fmul_rn(load(x + i), static_cast<float>(b[c]));
-      store(y + i, __fadd_rn(__fadd_rn(ga, xb), static_cast<float>(d[c])));
+                               int64_t M, int64_t C) {
+  const int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
+  if (c >= C) return;
+  if constexpr (std::is_same_v<typename Acc<T>::type, T>) {
+    const T ac = static_cast<T>(a[c]), bc = static_cast<T>(b[c]), dc = static_cast<T>(d[c]);
+    GLIA_CHAN_ROWS(r, M) {
+      const int64_t i = r * C + c;
+      y[i] = g[i] * ac + x[i] * bc + dc;
+    }
+  } else {
+    const float ac = static_cast<float>(a[c]), bc = static_cast<float>(b[c]), dc = static_cast<float>(d[c]);
+    GLIA_CHAN_ROWS(r, M) {
+      const int64_t i = r * C + c;
+      float ga = __fmul_rn(load(g + i), ac);
+      float xb = __fmul_rn(load(x + i), bc);
+      store(y + i, __fadd_rn(__fadd_rn(ga, xb), dc));
     }
   }
 }
 
 bool is_float(Dt dt) { return dt == F32 || dt == F64 || dt == BF16 || dt == F16; }
+
+unsigned finish_blocks(int64_t C) { return static_cast<unsigned>((C + kChan - 1) / kChan); }
 
 template <class F>
 bool visit_pool(Dt dt, bool idx32, F&& f) {
@@ -327,7 +388,8 @@ bool bias_act(void* y, const void* bias, int64_t n, int64_t C, Act act, Dt dt, c
   if (n == 0) return true;
   return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
-    bias_act_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), n, C, act);
+    ChanGrid cg = chan_grid(n / C, C);
+    bias_act_kernel<T><<<cg.grid, cg.block, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(bias), n / C, C, act);
   });
 }
 
@@ -409,15 +471,16 @@ bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const 
   if (C == 0) return is_float(dt);
   return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
-    bn_train_finish_kernel<T>
-        <<<blocks_for(C), kThreads, 0, s>>>(part, P, static_cast<const T*>(x), gamma, beta, M, C, eps, out);
+    bn_train_finish_kernel<T><<<finish_blocks(C), dim3(kChan, kPartThreads), 0, s>>>(part, P, static_cast<const T*>(x),
+                                                                                     gamma, beta, M, C, eps, out);
   });
 }
 
 void bn_backward_finish(const double* part, int64_t P, const double* mean, const double* invstd, const double* gamma,
                         int64_t M, int64_t C, double* out, cudaStream_t s) {
   if (C == 0) return;
-  bn_backward_finish_kernel<<<blocks_for(C), kThreads, 0, s>>>(part, P, mean, invstd, gamma, M, C, out);
+  bn_backward_finish_kernel<<<finish_blocks(C), dim3(kChan, kPartThreads), 0, s>>>(part, P, mean, invstd, gamma, M, C,
+                                                                                   out);
 }
 
 bool channel_affine(const void* x, const double* a, const double* b, void* y, int64_t M, int64_t C, Dt dt,
@@ -426,7 +489,8 @@ bool channel_affine(const void* x, const double* a, const double* b, void* y, in
   if (n == 0) return is_float(dt);
   return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
-    affine_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), a, b, static_cast<T*>(y), n, C);
+    ChanGrid cg = chan_grid(M, C);
+    affine_kernel<T><<<cg.grid, cg.block, 0, s>>>(static_cast<const T*>(x), a, b, static_cast<T*>(y), M, C);
   });
 }
 
@@ -436,8 +500,9 @@ bool channel_affine2(const void* g, const void* x, const double* a, const double
   if (n == 0) return is_float(dt);
   return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
-    affine2_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(g), static_cast<const T*>(x), a, b, d,
-                                                         static_cast<T*>(y), n, C);
+    ChanGrid cg = chan_grid(M, C);
+    affine2_kernel<T><<<cg.grid, cg.block, 0, s>>>(static_cast<const T*>(g), static_cast<const T*>(x), a, b, d,
+                                                   static_cast<T*>(y), M, C);
   });
 }
 
