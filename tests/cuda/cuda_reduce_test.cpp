@@ -159,6 +159,32 @@ TEST(CudaReductions, FewLongColumnsSplitOrTranspose) {
 
 // More rows than one grid covers (65535 * 8 blocks of 8 warp rows; of one column tile each): the
 // kernels' grid-stride loops over rows.
+// A few long rows (whole-tensor reductions) are cut into slices reduced apart, then combined; a
+// row length without a divisor to cut it by (a prime) runs one block per row; 16-bit outputs are
+// never split (their partial sums would be rounded).
+TEST(CudaReductions, FewLongRowsSplitIntoSlices) {
+  SKIP_WITHOUT_GPU();
+  for (auto shape : {Shape{1 << 20}, Shape{3, 1 << 18}, Shape{2, 512, 300}, Shape{1048583}}) {
+    std::string w = to_string(shape);
+    std::vector<int64_t> last;
+    for (int64_t d = shape.size() == 3 ? 1 : static_cast<int64_t>(shape.size()) - 1;
+         d < static_cast<int64_t>(shape.size()); ++d)
+      last.push_back(d);
+    Tensor x = rnd(shape, DType::f64);
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return sum(v[0], last); }, {x}, 1e-10, 1e-9)) << w;
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return amax(v[0], last); }, {x}, 0, 0)) << w;
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return amin(v[0], last); }, {x}, 0, 0)) << w;
+    Tensor near1 = rnd(shape, DType::f64, 0.99999, 1.00001);
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return prod(v[0], last); }, {near1}, 1e-10, 0)) << w;
+    Tensor f = rnd(shape, DType::f32);
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return sum(v[0], last); }, {f}, 1e-4, 1e-2)) << w;
+    Tensor i = rnd(shape, DType::f64, -50, 50).to(DType::i32);
+    EXPECT_TRUE(same_on_gpu([&](auto& v) { return sum(v[0], last); }, {i}, 0, 0)) << w;
+  }
+  Tensor h = rnd({1 << 17}, DType::f32).to(DType::bf16);
+  EXPECT_TRUE(same_on_gpu([](auto& v) { return sum(v[0]); }, {h}, 1e-2, 1.0));
+}
+
 TEST(CudaReductions, ManyRowsRunGridStrideLoops) {
   SKIP_WITHOUT_GPU();
   Tensor x = rnd({4500000, 3}, DType::f32);

@@ -81,10 +81,10 @@ void launch_reduce(KernelContext& k, RedOp op, const Plan& p, const Tensor* vals
   check(cudaGetLastError(), k.name());
 }
 
-/// The number of slices to cut R into for a few long columns: a divisor of R near `want`, with at
-/// least 256 rows a slice; 1 when R has none in [8, want].
-int64_t column_slices(int64_t R, int64_t want) {
-  for (int64_t s = std::min(want, R / 256); s >= 8; --s)
+/// The number of slices to cut R into for a few long columns or rows: a divisor of R near `want`,
+/// with at least `min_len` elements a slice; 1 when R has none in [8, want].
+int64_t slices(int64_t R, int64_t want, int64_t min_len) {
+  for (int64_t s = std::min(want, R / min_len); s >= 8; --s)
     if (R % s == 0) return s;
   return 1;
 }
@@ -110,7 +110,7 @@ void reduce_kernel(KernelContext& k, RedOp op) {
     // passes of the column kernel in a fixed order, with S * inner values of temporary memory
     // instead of a transposed copy of the input.
     int64_t tiles = p.outer * ((p.inner + 31) / 32);
-    int64_t S = column_slices(p.R, std::max<int64_t>(8, 512 / tiles));
+    int64_t S = slices(p.R, std::max<int64_t>(8, 512 / tiles), 256);
     if (S > 1) {
       Tensor part = Tensor::empty({p.outer * S * p.inner}, out.dtype(), out.device());
       launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, p.inner}, &part, nullptr);
@@ -118,6 +118,18 @@ void reduce_kernel(KernelContext& k, RedOp op) {
       return;
     }
     p = plan(in, dims_of(k), false);  // no divisor to cut R with: rows of a transposed copy
+  }
+  if (p.inner == 1 && !narrow && p.outer < 64 && p.R >= (int64_t(1) << 16)) {
+    // A few long rows (a sum over a whole tensor): one block per row would leave most of the GPU
+    // idle, each thread adding R / 256 elements in turn. S slices of each row are reduced apart
+    // ([outer * S, R / S], the same memory), then each row's S partial results, in a fixed order.
+    int64_t S = slices(p.R, std::max<int64_t>(8, 1024 / p.outer), 4096);
+    if (S > 1) {
+      Tensor part = Tensor::empty({p.outer * S}, out.dtype(), out.device());
+      launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, 1}, &part, nullptr);
+      launch_reduce(k, op, Plan{part, p.outer, S, 1}, &out, nullptr);
+      return;
+    }
   }
   launch_reduce(k, op, p, &out, nullptr);
 }
