@@ -163,8 +163,9 @@ const char* pass_name(int pass) { return pass == 0 ? "forward" : pass == 1 ? "in
 /// KRSC or KCRS to match.
 class Conv {
  public:
-  Conv(const Geom& g, DType t, bool nhwc, const char* op)
+  Conv(const Geom& g, DType t, bool nhwc, int dev, const char* op)
       : g_(g),
+        dev_(dev),
         f32_(t == DType::f32),
         f64_(t == DType::f64),
         nhwc_(nhwc),
@@ -264,20 +265,41 @@ class Conv {
 
   std::string key_of(Pass pass) const {
     char buf[320];
-    std::snprintf(buf, sizeof buf, "%d%c%d%c:%ld,%ld,%ld,%ld:%ld,%ld,%ld,%ld:%ld,%ld:%ld,%ld,%ld,%ld,%ld,%ld,%ld",
-                  static_cast<int>(pass), tag_, allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', long(g_.N), long(g_.Hp()),
-                  long(g_.Wp()), long(g_.C), long(g_.KH), long(g_.KW), long(g_.Cg), long(g_.O), long(g_.OH),
-                  long(g_.OW), long(g_.G), long(g_.sh), long(g_.sw), long(g_.dh), long(g_.dw), long(g_.ph()),
-                  long(g_.pw()));
+    std::snprintf(buf, sizeof buf, "%d:%d%c%d%c:%ld,%ld,%ld,%ld:%ld,%ld,%ld,%ld:%ld,%ld:%ld,%ld,%ld,%ld,%ld,%ld,%ld",
+                  dev_, static_cast<int>(pass), tag_, allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', long(g_.N),
+                  long(g_.Hp()), long(g_.Wp()), long(g_.C), long(g_.KH), long(g_.KW), long(g_.Cg), long(g_.O),
+                  long(g_.OH), long(g_.OW), long(g_.G), long(g_.sh), long(g_.sw), long(g_.dh), long(g_.dw),
+                  long(g_.ph()), long(g_.pw()));
     return buf;
   }
 
-  /// The heuristics' successful algorithms that keep the math type, deterministic ones first.
+  /// Whether algorithm `algo` of `pass` sums as a direct convolution would: FFT algorithms (any
+  /// dtype) round in the frequency domain, with errors that grow with the image; Winograd's
+  /// transforms round 16-bit data before the float sum (the CPU sums exact products and rounds once).
+  bool precise(Pass pass, int algo) const {
+    bool fft =
+        pass == Pass::Fwd ? algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT || algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING
+        : pass == Pass::BwdData
+            ? algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING
+            : algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING;
+    bool winograd = pass == Pass::Fwd ? algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
+                                            algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED
+                    : pass == Pass::BwdData ? algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+                                                  algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED
+                                            : algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD ||
+                                                  algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+    return !fft && !(winograd && !f32_ && !f64_);
+  }
+
+  /// The heuristics' successful algorithms that keep the math type and are precise(), deterministic
+  /// ones first.
   template <class Perf>
-  std::vector<Choice> filter(const Perf* perf, int n) const {
+  std::vector<Choice> filter(Pass pass, const Perf* perf, int n) const {
     std::vector<Choice> det, other;
     for (int i = 0; i < n; ++i) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS || !allowed(perf[i].mathType)) continue;
+      if (perf[i].status != CUDNN_STATUS_SUCCESS || !allowed(perf[i].mathType) ||
+          !precise(pass, static_cast<int>(perf[i].algo)))
+        continue;
       Choice c{static_cast<int>(perf[i].algo), allow_tf32() || !f32_ ? perf[i].mathType : plain_math(), true,
                perf[i].determinism == CUDNN_DETERMINISTIC};
       (perf[i].determinism == CUDNN_DETERMINISTIC ? det : other).push_back(c);
@@ -299,20 +321,20 @@ class Conv {
       if (refused(cudnnGetConvolutionForwardAlgorithm_v7(h, d_.x, d_.w, d_.conv, d_.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                          &n, perf)))
         return {};
-      return filter(perf, n);
+      return filter(pass, perf, n);
     }
     if (pass == Pass::BwdData) {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       if (refused(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d_.w, d_.y, d_.conv, d_.x,
                                                               CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf)))
         return {};
-      return filter(perf, n);
+      return filter(pass, perf, n);
     }
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     if (refused(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d_.x, d_.y, d_.conv, d_.w,
                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf)))
       return {};
-    return filter(perf, n);
+    return filter(pass, perf, n);
   }
 
   /// Times each candidate on these operands (cudnn.benchmark) and returns the index of the one to
@@ -322,6 +344,18 @@ class Conv {
   /// memory than the heuristics' pick would have. With `accumulate`, the trials write a scratch output.
   int tune(Pass pass, cudnnHandle_t h, int dev, const std::vector<Choice>& cands, const void* x, const void* w,
            const void* y, void* out, bool accumulate) const {
+    try {
+      return tune_or_throw(pass, h, dev, cands, x, w, y, out, accumulate);
+    } catch (const DeviceError&) {
+      // Out of memory for a trial (scratch output, a workspace): no measured choice; the
+      // candidates then run in the heuristics' order, which reports real errors.
+      (void)cudaGetLastError();
+      return -1;
+    }
+  }
+
+  int tune_or_throw(Pass pass, cudnnHandle_t h, int dev, const std::vector<Choice>& cands, const void* x, const void* w,
+                    const void* y, void* out, bool accumulate) const {
     Tensor scratch;
     if (accumulate) {
       int64_t n = pass == Pass::Fwd       ? g_.N * g_.O * g_.OH * g_.OW
@@ -334,6 +368,8 @@ class Conv {
     size_t budget = 0;
     bool have_budget = false;
     for (size_t i = 0; i < cands.size(); ++i) {
+      // Results stay deterministic (docs/cuda.md) where a deterministic algorithm exists (listed first).
+      if (!cands[i].det && cands.front().det) continue;
       size_t ws = 0;
       cudnnStatus_t st = workspace(pass, h, cands[i], &ws);
       if (st == CUDNN_STATUS_SUCCESS && have_budget && ws > budget) continue;
@@ -411,6 +447,7 @@ class Conv {
   }
 
   Geom g_;
+  int dev_;  // cached choices are per GPU (another model may lack an algorithm)
   bool f32_, f64_, nhwc_;
   int64_t elt_;  // bytes per element
   char tag_;     // the dtype in cache keys
@@ -457,9 +494,9 @@ template <class F>
 void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt) {
   std::string key;
   if (t != DType::f64 && conv_autotune()) {
-    key = detail::str(op, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.N, ',', g.H, ',', g.W, ',', g.C, ',',
-                      g.KH, ',', g.KW, ',', g.Cg, ',', g.O, ',', g.G, ',', g.sh, ',', g.sw, ',', g.dh, ',', g.dw, ',',
-                      g.pt, ',', g.pb, ',', g.pl, ',', g.pr);
+    key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.N, ',', g.H, ',', g.W, ',', g.C,
+                      ',', g.KH, ',', g.KW, ',', g.Cg, ',', g.O, ',', g.G, ',', g.sh, ',', g.sw, ',', g.dh, ',', g.dw,
+                      ',', g.pt, ',', g.pb, ',', g.pl, ',', g.pr);
     Layouts& l = Layouts::get();
     std::optional<bool> known;
     {
@@ -470,8 +507,16 @@ void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt
       if (attempt(*known) || attempt(!*known)) return;
     } else if (!capturing(dev)) {
       std::vector<double> ms(2, -1.0);
-      for (int i = 0; i < 2; ++i)
-        if (attempt(i == 0)) ms[static_cast<size_t>(i)] = time_ms(dev, [&] { attempt(i == 0); });
+      for (int i = 0; i < 2; ++i) {
+        try {
+          if (attempt(i == 0)) ms[static_cast<size_t>(i)] = time_ms(dev, [&] { attempt(i == 0); });
+        } catch (const DeviceError&) {
+          // Out of memory (NCHW's copies, a workspace): not measured; the plain path below reports
+          // errors that are not about this layout.
+          (void)cudaGetLastError();
+          ms[static_cast<size_t>(i)] = -1;
+        }
+      }
       int best = detail::pick_fastest(ms);
       if (log_choices())
         std::fprintf(stderr, "glia: %s x [%ld,%ld,%ld,%ld] w [%ld,%ld,%ld,%ld]: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op,
@@ -485,7 +530,7 @@ void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt
           std::lock_guard<std::mutex> lock(l.mu);
           l.nhwc[key] = best == 0;
         }
-        if (best == 0 && ms[1] >= 0) attempt(true);  // the NCHW run came last: its output is to be replaced
+        if (best == 0) attempt(true);  // NCHW ran (or failed) last: its output is to be replaced
         return;
       }
     }
@@ -515,7 +560,7 @@ void conv_forward_kernel(KernelContext& k) {
     bias_in_conv = false;
   } else {
     in_some_layout(y.dtype(), op, g, dev, [&](bool nhwc) {
-      Conv conv(g, y.dtype(), nhwc, op);
+      Conv conv(g, y.dtype(), nhwc, dev, op);
       if (!conv.maybe(Pass::Fwd)) return false;
       Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
       Tensor out = nhwc ? y : Tensor::empty({g.N, g.O, g.OH, g.OW}, y.dtype(), y.device());
@@ -745,7 +790,7 @@ GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
   }
   no_grad guard;
   in_some_layout(gx.dtype(), op, g, gx.device().index, [&](bool nhwc) {
-    Conv conv(g, gx.dtype(), nhwc, op);
+    Conv conv(g, gx.dtype(), nhwc, gx.device().index, op);
     if (!conv.maybe(Pass::BwdData)) return false;
     Tensor dy = conv_act(gy, nhwc), wf = conv_filter(w, nhwc);
     // cuDNN writes the gradient of the padded input; directly into gx when that is gx itself.
@@ -774,7 +819,7 @@ GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
   }
   no_grad guard;
   in_some_layout(gw.dtype(), op, g, gw.device().index, [&](bool nhwc) {
-    Conv conv(g, gw.dtype(), nhwc, op);
+    Conv conv(g, gw.dtype(), nhwc, gw.device().index, op);
     if (!conv.maybe(Pass::BwdFilter)) return false;
     Tensor xin = conv_input(g, x, nhwc), dy = conv_act(gy, nhwc);
     Tensor dw =

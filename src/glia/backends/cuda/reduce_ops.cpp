@@ -119,7 +119,9 @@ void reduce_kernel(KernelContext& k, RedOp op) {
     }
     p = plan(in, dims_of(k), false);  // no divisor to cut R with: rows of a transposed copy
   }
-  if (p.inner == 1 && !narrow && p.outer < 64 && p.R >= (int64_t(1) << 16)) {
+  // (Not float32 products: they accumulate in double, and the partial results would be rounded.)
+  bool f32_prod = op == RedOp::Prod && out.dtype() == DType::f32;
+  if (p.inner == 1 && !narrow && !f32_prod && p.outer < 64 && p.R >= (int64_t(1) << 16)) {
     // A few long rows (a sum over a whole tensor): one block per row would leave most of the GPU
     // idle, each thread adding R / 256 elements in turn. S slices of each row are reduced apart
     // ([outer * S, R / S], the same memory), then each row's S partial results, in a fixed order.

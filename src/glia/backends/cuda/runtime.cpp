@@ -391,7 +391,10 @@ void cross_device_copy(const Tensor& dst, const Tensor& src) {
       cuda::DeviceGuard g(dev);
       while (!p.in_flight.empty()) {  // let go of the storages whose copies are done
         cudaError_t q = cudaEventQuery(p.in_flight.front().first);
-        if (q == cudaErrorNotReady) break;
+        if (q == cudaErrorNotReady) {
+          (void)cudaGetLastError();  // not an error, but recorded as the last one: the next launch check would throw
+          break;
+        }
         cuda::check(q, "cudaEventQuery");
         p.spare_events.push_back(p.in_flight.front().first);
         p.in_flight.pop_front();
