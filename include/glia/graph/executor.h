@@ -64,6 +64,9 @@ class Plan {
   Device device() const { return device_; }
   /// Whether runs replay a recorded CUDA Graph now.
   bool replays_cuda_graph() const { return cuda_graph_ != nullptr; }
+  /// While replaying: the recorded graph's input buffers, one per feed. A run given these very
+  /// tensors as feeds copies nothing into them (the caller has written the batch there).
+  const std::vector<Tensor>& static_feeds() const { return static_feeds_; }
 
  private:
   struct Step {

@@ -342,6 +342,8 @@ std::vector<Tensor> join(const std::vector<Tensor>& a, const std::vector<Tensor>
 }  // namespace
 
 void Model::make_compiled_steps() {
+  train_feeds_.clear();
+  test_feeds_.clear();
   size_t n_in = is_functional() ? inputs_.size() : 1;
   auto split = [n_in](const std::vector<Tensor>& in, size_t n_out) {
     std::vector<Tensor> x(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(n_in));
@@ -468,11 +470,51 @@ std::pair<int64_t, double> Model::read_deferred_losses(bool stop_at_non_finite) 
   return {-1, 0.0};
 }
 
+std::vector<Tensor> Model::direct_feeds(Function* f, const std::vector<Tensor>& last, const std::vector<Tensor>& host) {
+  if (!f || !use_graph() || last.empty() || last.size() != host.size() || !compile_opts_.device ||
+      !compile_opts_.device->is_cuda())
+    return {};
+  for (size_t i = 0; i < host.size(); ++i)
+    if (!host[i].device().is_cpu() || host[i].dtype() != last[i].dtype() || host[i].shape() != last[i].shape())
+      return {};
+  const graph::Plan& p = f->plan_for(last);
+  if (!p.replays_cuda_graph() || p.static_feeds().size() != host.size()) return {};
+  std::vector<Tensor> feeds = p.static_feeds();
+  for (size_t i = 0; i < host.size(); ++i)
+    if (feeds[i].dtype() != host[i].dtype() || feeds[i].shape() != host[i].shape()) return {};
+  no_grad g;
+  // Queued after the previous replay, which read these buffers last: one stream orders them.
+  for (size_t i = 0; i < host.size(); ++i) feeds[i].copy_(host[i]);
+  return feeds;
+}
+
+std::vector<Tensor> Model::replay_feeds(Function& f, const std::vector<Tensor>& in) {
+  if (!compile_opts_.device || !compile_opts_.device->is_cuda()) return {};
+  const graph::Plan& p = f.plan_for(in);
+  return p.replays_cuda_graph() ? p.static_feeds() : std::vector<Tensor>{};
+}
+
+void Model::step_batch(const std::vector<Tensor>& in, const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in,
+                       const Tensor& sw_in, std::vector<Tensor>& x, std::vector<Tensor>& y, Tensor& sw) const {
+  if (in.empty()) {
+    x = on_device(x_in), y = on_device(y_in);
+    sw = on_device(sw_in);
+    return;
+  }
+  auto nx = static_cast<std::ptrdiff_t>(x_in.size()), ny = static_cast<std::ptrdiff_t>(y_in.size());
+  x.assign(in.begin(), in.begin() + nx);
+  y.assign(in.begin() + nx, in.begin() + nx + ny);
+  sw = sw_in.defined() ? in.back() : Tensor();
+}
+
 Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in,
                        bool defer_loss) {
   place_weights(x_in);
-  std::vector<Tensor> x = on_device(x_in), y = on_device(y_in);
-  Tensor sw = on_device(sw_in);
+  // A replayed step: the batch goes straight into the recorded graph's inputs.
+  std::vector<Tensor> in = direct_feeds(train_fn_.get(), train_feeds_, join(x_in, y_in, sw_in));
+  std::vector<Tensor> x, y;
+  Tensor sw;
+  step_batch(in, x_in, y_in, sw_in, x, y, sw);
   if (use_graph()) {
     // Weights are made on first use: build them eagerly, outside any graph.
     if (!built() && !is_functional()) {
@@ -480,10 +522,11 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
       forward(x, false);
     }
     if (!train_fn_) make_compiled_steps();
-    std::vector<Tensor> in = join(x, y, sw);
+    if (in.empty()) in = join(x, y, sw);
     if (trace_or_fall_back(*train_fn_, in)) {
       optimizer_->begin_step();
       std::vector<Tensor> r = (*train_fn_)(in);
+      train_feeds_ = replay_feeds(*train_fn_, in);
       if (defer_loss) {
         // The outputs live in the plan's memory, which the next run overwrites: keep a copy. The
         // graph itself skips the update when this loss is not finite.
@@ -527,14 +570,17 @@ Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>
                       bool defer_loss) {
   no_grad g;
   place_weights(x_in);
-  std::vector<Tensor> x = on_device(x_in), y = on_device(y_in);
-  Tensor sw = on_device(sw_in);
+  std::vector<Tensor> in = direct_feeds(test_fn_.get(), test_feeds_, join(x_in, y_in, sw_in));
+  std::vector<Tensor> x, y;
+  Tensor sw;
+  step_batch(in, x_in, y_in, sw_in, x, y, sw);
   bool logits = use_logits();
   if (use_graph() && (built() || is_functional())) {
     if (!test_fn_) make_compiled_steps();
-    std::vector<Tensor> in = join(x, y, sw);
+    if (in.empty()) in = join(x, y, sw);
     if (trace_or_fall_back(*test_fn_, in)) {
       std::vector<Tensor> r = (*test_fn_)(in);
+      test_feeds_ = replay_feeds(*test_fn_, in);
       if (defer_loss)  // a copy: the next run overwrites the plan's outputs
         deferred_losses_.emplace_back(r[0].clone(), static_cast<double>(batch_size_of(x)));
       else
