@@ -23,15 +23,7 @@ inline int blocks_for(int64_t n) {
 
 template <int N>
 __device__ __forceinline__ void offsets(const Strided<N>& it, int64_t i, int64_t (&off)[N]) {
-#pragma unroll
-  for (int k = 0; k < N; ++k) off[k] = 0;
-  for (int d = it.ndim - 1; d >= 0; --d) {
-    int64_t sz = it.size[d];
-    int64_t idx = i % sz;
-    i /= sz;
-#pragma unroll
-    for (int k = 0; k < N; ++k) off[k] += idx * it.stride[k][d];
-  }
+  glia::detail::loop_offsets(it, i, off);
 }
 
 // Storage types: 16-bit floats are raw bits here and converted through float.

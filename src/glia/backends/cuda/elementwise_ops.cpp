@@ -127,20 +127,8 @@ void where_kernel(KernelContext& k) {
   const Tensor& out = k.output();
   if (out.numel() == 0) return;
   Tensor c = input_as(k, 0, DType::b8), a = input_as(k, 1, out.dtype()), b = input_as(k, 2, out.dtype());
-  const Tensor* vals[3] = {&out, &a, &b};
-  const Tensor* cond[2] = {&out, &c};
-  launch::Strided<3> sv = strided(out.shape(), vals);
-  launch::Strided<2> sc = strided(out.shape(), cond);
-  launch::Strided<4> it;
-  it.ndim = sv.ndim;
-  it.numel = sv.numel;
-  for (int d = 0; d < sv.ndim; ++d) {
-    it.size[d] = sv.size[d];
-    for (int o = 0; o < 3; ++o) it.stride[o][d] = sv.stride[o][d];
-    it.stride[3][d] = sc.stride[1][d];
-  }
-  for (int o = 0; o < 3; ++o) it.data[o] = sv.data[o];
-  it.data[3] = sc.data[1];
+  const Tensor* ops[4] = {&out, &a, &b, &c};
+  launch::Strided<4> it = strided(out.shape(), ops);
   int dev = out.device().index;
   DeviceGuard g(dev);
   bool ok = launch::where(it, static_cast<int>(out.itemsize()), stream(dev));

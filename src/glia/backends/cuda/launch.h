@@ -6,21 +6,20 @@
 
 #include <cstdint>
 
+#include "glia/core/strided_loop.h"
+
 namespace glia::cuda::launch {
 
-inline constexpr int kMaxDims = 16;
+inline constexpr int kMaxDims = glia::detail::kLoopMaxDims;
 
 /// Element types, numbered as glia::DType.
 enum Dt : int { F32, F64, BF16, F16, I32, I64, U8, B8 };
 
-/// An element-wise loop over `size` (row-major, `numel` elements) and N operands, each with element
-/// strides (0 along broadcast dims). Operand 0 is the output.
+/// An element-wise loop (detail::LoopDims: its dims, operand strides, fast index splitting) over
+/// `numel` elements and N operands. Operand 0 is the output. Made by cuda::strided.
 template <int N>
-struct Strided {
-  int ndim = 0;
+struct Strided : glia::detail::LoopDims<N> {
   int64_t numel = 0;
-  int64_t size[kMaxDims] = {};
-  int64_t stride[N][kMaxDims] = {};
   void* data[N] = {};
 };
 

@@ -274,26 +274,28 @@ launch::Strided<N> strided(IntList shape, const Tensor* const (&ops)[N]) {
   int nd = static_cast<int>(shape.size());
   GLIA_CHECK(nd <= launch::kMaxDims, ShapeError, "cuda: tensors of rank ", nd, " are not supported (at most ",
              launch::kMaxDims, ")");
-  it.ndim = nd;
+  int64_t size[launch::kMaxDims] = {}, st[N][launch::kMaxDims] = {};
   it.numel = 1;
   for (int d = 0; d < nd; ++d) {
-    it.size[d] = shape[static_cast<size_t>(d)];
-    it.numel *= it.size[d];
+    size[d] = shape[static_cast<size_t>(d)];
+    it.numel *= size[d];
   }
   for (int k = 0; k < N; ++k) {
     const Tensor& t = *ops[k];
     int lead = nd - static_cast<int>(t.dim());
     for (int d = 0; d < nd; ++d) {
       int td = d - lead;
-      it.stride[k][d] = td < 0 || t.shape()[static_cast<size_t>(td)] == 1 ? 0 : t.strides()[static_cast<size_t>(td)];
+      st[k][d] = td < 0 || t.shape()[static_cast<size_t>(td)] == 1 ? 0 : t.strides()[static_cast<size_t>(td)];
     }
     it.data[k] = t.data_ptr();
   }
+  static_cast<detail::LoopDims<N>&>(it) = detail::loop_dims<N>(nd, size, st);
   return it;
 }
 template launch::Strided<1> strided<1>(IntList, const Tensor* const (&)[1]);
 template launch::Strided<2> strided<2>(IntList, const Tensor* const (&)[2]);
 template launch::Strided<3> strided<3>(IntList, const Tensor* const (&)[3]);
+template launch::Strided<4> strided<4>(IntList, const Tensor* const (&)[4]);
 
 Tensor on_device(const Tensor& t, Device dev, DType d) {
   if (t.device() == dev && t.dtype() == d) return t;
