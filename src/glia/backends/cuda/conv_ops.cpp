@@ -585,7 +585,10 @@ launch::PoolGeom pool_geom(const Shape& x, const Shape& y, const Attrs& a) {
   const auto& k = a.get<I64s>("kernel");
   const auto& s = a.get<I64s>("stride");
   const auto& p = a.get<I64s>("pads");
-  return {x[0], x[1], x[2], x[3], y[1], y[2], k[0], k[1], s[0], s[1], p[0], p[2]};
+  launch::PoolGeom g;
+  g.N = x[0], g.H = x[1], g.W = x[2], g.C = x[3], g.OH = y[1], g.OW = y[2];
+  g.KH = k[0], g.KW = k[1], g.sh = s[0], g.sw = s[1], g.pt = p[0], g.pl = p[2];
+  return launch::with_dividers(g);
 }
 
 bool index_is_i32(const Tensor& idx, const char* op) {

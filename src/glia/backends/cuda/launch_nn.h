@@ -18,9 +18,31 @@ enum class Act : int { None, Relu, Tanh, Sigmoid, Gelu, GeluTanh };
 bool bias_act(void* y, const void* bias, int64_t n, int64_t C, Act act, Dt dt, cudaStream_t s);
 
 /// One pooling over NHWC: x [N,H,W,C], y [N,OH,OW,C], window KHxKW, stride, top / left pads.
+/// `fast` (set by with_dividers): every index involved is below 2^30, and the kernels split cell
+/// indices and divide by the strides with the d* dividers instead of 64-bit divisions.
 struct PoolGeom {
-  int64_t N, H, W, C, OH, OW, KH, KW, sh, sw, pt, pl;
+  int64_t N = 0, H = 0, W = 0, C = 0, OH = 0, OW = 0, KH = 0, KW = 0, sh = 1, sw = 1, pt = 0, pl = 0;
+  bool fast = false;
+  glia::detail::FastDiv dC, dW, dH, dOW, dOH, dsh, dsw;
 };
+
+/// g with `fast` and its dividers set where the sizes allow.
+inline PoolGeom with_dividers(PoolGeom g) {
+  const int64_t lim = int64_t(1) << 30;
+  auto in = [&](int64_t v, int64_t hi) { return v >= 1 && v < hi; };
+  g.fast = in(g.N * g.H * g.W * g.C, lim) && in(g.N * g.OH * g.OW * g.C, lim) && in(g.sh, 1 << 20) &&
+           in(g.sw, 1 << 20) && g.pt >= 0 && g.pt < (1 << 20) && g.pl >= 0 && g.pl < (1 << 20);
+  if (g.fast) {
+    g.dC = glia::detail::fast_div(static_cast<uint32_t>(g.C));
+    g.dW = glia::detail::fast_div(static_cast<uint32_t>(g.W));
+    g.dH = glia::detail::fast_div(static_cast<uint32_t>(g.H));
+    g.dOW = glia::detail::fast_div(static_cast<uint32_t>(g.OW));
+    g.dOH = glia::detail::fast_div(static_cast<uint32_t>(g.OH));
+    g.dsh = glia::detail::fast_div(static_cast<uint32_t>(g.sh));
+    g.dsw = glia::detail::fast_div(static_cast<uint32_t>(g.sw));
+  }
+  return g;
+}
 
 /// y = max over each window, idx = the window position kh * KW + kw of the max (uint8, or int32 if idx32).
 bool max_pool_fwd(const PoolGeom& g, const void* x, void* y, void* idx, bool idx32, Dt dt, cudaStream_t s);

@@ -76,12 +76,18 @@ __global__ void bias_act_kernel(T* y, const T* bias, int64_t M, int64_t C, Act a
 
 // --- pooling
 
+/// n / d for n >= 0: with the geometry's multiply-high divider f when `fast` (n < 2^31), else a
+/// 64-bit division.
+__device__ __forceinline__ int64_t div_by(int64_t n, int64_t d, glia::detail::FastDiv f, bool fast) {
+  return fast ? static_cast<int64_t>(glia::detail::fast_quot(static_cast<uint32_t>(n), f)) : n / d;
+}
+
 /// The output rows (or columns) whose windows contain input row i: [lo, hi], empty when lo > hi.
-__device__ __forceinline__ void covering(int64_t i, int64_t pad, int64_t K, int64_t stride, int64_t O, int64_t& lo,
-                                         int64_t& hi) {
+__device__ __forceinline__ void covering(int64_t i, int64_t pad, int64_t K, int64_t stride, glia::detail::FastDiv ds,
+                                         bool fast, int64_t O, int64_t& lo, int64_t& hi) {
   int64_t first = i + pad - K + 1;  // a window starting at o * stride - pad covers i iff first <= o * stride <= i + pad
-  lo = first <= 0 ? 0 : (first + stride - 1) / stride;
-  hi = (i + pad) / stride;  // i + pad >= 0
+  lo = first <= 0 ? 0 : div_by(first + stride - 1, stride, ds, fast);
+  hi = div_by(i + pad, stride, ds, fast);  // i + pad >= 0
   if (hi > O - 1) hi = O - 1;
 }
 
@@ -91,12 +97,12 @@ struct OutCell {
 };
 __device__ __forceinline__ OutCell out_cell(const PoolGeom& g, int64_t o) {
   OutCell q;
-  q.c = o % g.C;
-  int64_t r = o / g.C;
-  q.ow = r % g.OW;
-  r /= g.OW;
-  q.oh = r % g.OH;
-  q.n = r / g.OH;
+  int64_t r = div_by(o, g.C, g.dC, g.fast);
+  q.c = o - r * g.C;
+  int64_t r2 = div_by(r, g.OW, g.dOW, g.fast);
+  q.ow = r - r2 * g.OW;
+  q.n = div_by(r2, g.OH, g.dOH, g.fast);
+  q.oh = r2 - q.n * g.OH;
   q.ih0 = q.oh * g.sh - g.pt;
   q.iw0 = q.ow * g.sw - g.pl;
   return q;
@@ -118,14 +124,14 @@ struct InCell {
 };
 __device__ __forceinline__ InCell in_cell(const PoolGeom& g, int64_t i) {
   InCell q;
-  q.c = i % g.C;
-  int64_t r = i / g.C;
-  q.iw = r % g.W;
-  r /= g.W;
-  q.ih = r % g.H;
-  q.n = r / g.H;
-  covering(q.ih, g.pt, g.KH, g.sh, g.OH, q.ohl, q.ohh);
-  covering(q.iw, g.pl, g.KW, g.sw, g.OW, q.owl, q.owh);
+  int64_t r = div_by(i, g.C, g.dC, g.fast);
+  q.c = i - r * g.C;
+  int64_t r2 = div_by(r, g.W, g.dW, g.fast);
+  q.iw = r - r2 * g.W;
+  q.n = div_by(r2, g.H, g.dH, g.fast);
+  q.ih = r2 - q.n * g.H;
+  covering(q.ih, g.pt, g.KH, g.sh, g.dsh, g.fast, g.OH, q.ohl, q.ohh);
+  covering(q.iw, g.pl, g.KW, g.sw, g.dsw, g.fast, g.OW, q.owl, q.owh);
   return q;
 }
 
@@ -175,7 +181,8 @@ __global__ void max_gather_kernel(PoolGeom g, const T* x, const I* idx, T* y, in
   GLIA_CUDA_LOOP(o, total) {
     OutCell q = out_cell(g, o);
     int64_t k = static_cast<int64_t>(idx[o]);
-    int64_t ih = q.ih0 + k / g.KW, iw = q.iw0 + k % g.KW;
+    int64_t kh = k / g.KW;  // (a window position: small)
+    int64_t ih = q.ih0 + kh, iw = q.iw0 + (k - kh * g.KW);
     // An index from max_pool2d always names a cell inside the input; a foreign one reads zero.
     y[o] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((q.n * g.H + ih) * g.W + iw) * g.C + q.c] : T{};
   }
