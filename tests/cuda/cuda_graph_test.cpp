@@ -179,7 +179,7 @@ TEST(CudaKeras, StepsPerExecutionTrainsTheSameStepsOnTheGpu) {
 
 // Once a compiled step replays its CUDA Graph, each batch is copied from (pinned) host memory
 // straight into the graph's input buffers: a replayed step holds no batch-sized temporary on the
-// GPU (a 12.5 MiB batch here, for a model of a few KiB), and training still ends where the same
+// GPU (a 12.5 MiB batch here, for a model of 220 KB), and training still ends where the same
 // steps end on the CPU.
 TEST(CudaKeras, ReplayedStepsCopyBatchesStraightIntoTheGraph) {
   SKIP_WITHOUT_GPU();

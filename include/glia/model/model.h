@@ -249,6 +249,8 @@ class Model : public Layer {
   /// that cannot run in a graph) warns once and returns false, and the model runs eagerly.
   bool trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs);
   void make_compiled_steps();
+  /// Drops the compiled steps (and the input buffers of their recorded graphs).
+  void reset_compiled_steps();
   /// With CompileOptions::device: builds on the CPU inputs x if needed and moves the weights there.
   void place_weights(const std::vector<Tensor>& x);
   /// A batch there (as it is without CompileOptions::device).

@@ -224,9 +224,7 @@ void Model::compile(CompileOptions o) {
   if (o.device) Layer::to(*o.device);
   optimizer_ = o.optimizer.get();
   compile_opts_ = std::move(o);
-  train_fn_.reset();
-  test_fn_.reset();
-  predict_fn_.reset();
+  reset_compiled_steps();
   graph_failed_ = false;
   metrics_.clear();
   metrics_resolved_ = false;
@@ -341,6 +339,14 @@ std::vector<Tensor> join(const std::vector<Tensor>& a, const std::vector<Tensor>
 }
 }  // namespace
 
+void Model::reset_compiled_steps() {
+  train_fn_.reset();
+  test_fn_.reset();
+  predict_fn_.reset();
+  train_feeds_.clear();  // the recorded graphs' input buffers
+  test_feeds_.clear();
+}
+
 void Model::make_compiled_steps() {
   train_feeds_.clear();
   test_feeds_.clear();
@@ -420,9 +426,7 @@ bool Model::trace_or_fall_back(Function& f, const std::vector<Tensor>& inputs) {
 
 bool Model::to(Device d) {
   if (!Layer::to(d)) return false;
-  train_fn_.reset();  // they captured the weights where they were
-  test_fn_.reset();
-  predict_fn_.reset();
+  reset_compiled_steps();  // they captured the weights where they were
   return true;
 }
 

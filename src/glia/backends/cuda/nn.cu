@@ -91,18 +91,30 @@ __device__ __forceinline__ void covering(int64_t i, int64_t pad, int64_t K, int6
   if (hi > O - 1) hi = O - 1;
 }
 
+/// Cell i of [N, H, W, C] (the input's or the output's H, W and their dividers) as n, h, w, c.
+struct Nhwc {
+  int64_t n, h, w, c;
+};
+__device__ __forceinline__ Nhwc split_nhwc(const PoolGeom& g, int64_t i, int64_t H, int64_t W, glia::detail::FastDiv dH,
+                                           glia::detail::FastDiv dW) {
+  Nhwc q;
+  int64_t r = div_by(i, g.C, g.dC, g.fast);
+  q.c = i - r * g.C;
+  int64_t r2 = div_by(r, W, dW, g.fast);
+  q.w = r - r2 * W;
+  q.n = div_by(r2, H, dH, g.fast);
+  q.h = r2 - q.n * H;
+  return q;
+}
+
 /// Output cell o of [N, OH, OW, C], and the top-left input position of its window.
 struct OutCell {
   int64_t n, oh, ow, c, ih0, iw0;
 };
 __device__ __forceinline__ OutCell out_cell(const PoolGeom& g, int64_t o) {
+  Nhwc s = split_nhwc(g, o, g.OH, g.OW, g.dOH, g.dOW);
   OutCell q;
-  int64_t r = div_by(o, g.C, g.dC, g.fast);
-  q.c = o - r * g.C;
-  int64_t r2 = div_by(r, g.OW, g.dOW, g.fast);
-  q.ow = r - r2 * g.OW;
-  q.n = div_by(r2, g.OH, g.dOH, g.fast);
-  q.oh = r2 - q.n * g.OH;
+  q.n = s.n, q.oh = s.h, q.ow = s.w, q.c = s.c;
   q.ih0 = q.oh * g.sh - g.pt;
   q.iw0 = q.ow * g.sw - g.pl;
   return q;
@@ -123,13 +135,9 @@ struct InCell {
   int64_t n, ih, iw, c, ohl, ohh, owl, owh;
 };
 __device__ __forceinline__ InCell in_cell(const PoolGeom& g, int64_t i) {
+  Nhwc s = split_nhwc(g, i, g.H, g.W, g.dH, g.dW);
   InCell q;
-  int64_t r = div_by(i, g.C, g.dC, g.fast);
-  q.c = i - r * g.C;
-  int64_t r2 = div_by(r, g.W, g.dW, g.fast);
-  q.iw = r - r2 * g.W;
-  q.n = div_by(r2, g.H, g.dH, g.fast);
-  q.ih = r2 - q.n * g.H;
+  q.n = s.n, q.ih = s.h, q.iw = s.w, q.c = s.c;
   covering(q.ih, g.pt, g.KH, g.sh, g.dsh, g.fast, g.OH, q.ohl, q.ohh);
   covering(q.iw, g.pl, g.KW, g.sw, g.dsw, g.fast, g.OW, q.owl, q.owh);
   return q;
