@@ -487,9 +487,9 @@ struct Layouts {
 /// Runs attempt(nhwc), which returns false where the layout has no algorithm for the geometry and
 /// is idempotent (it overwrites its output): float64 on NCHW; float32 and 16-bit floats on NHWC
 /// first, NCHW where NHWC has no algorithm. With conv_autotune(), the first call of a geometry
-/// (outside a CUDA Graph recording) runs both and times them (NCHW with its transposed copies) and
-/// the faster is kept: cuDNN's NHWC kernels are made for tensor cores, and plain float32 may run
-/// faster on NCHW even with the copies.
+/// (outside a CUDA Graph recording) runs both and times them (NCHW with its transposed copies), and
+/// NCHW is kept when it is at least 10% faster: cuDNN's NHWC kernels are made for tensor cores, and
+/// plain float32 may run faster on NCHW even with the copies, which cost memory, though.
 template <class F>
 void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt) {
   std::string key;
@@ -517,7 +517,9 @@ void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt
           ms[static_cast<size_t>(i)] = -1;
         }
       }
-      int best = detail::pick_fastest(ms);
+      // NCHW only when at least 10% faster: its copies of x and y are temporaries beside the
+      // compiled step's arena (up to twice the activation's size at the peak of the step's memory).
+      int best = detail::pick_fastest(ms, 0.10);
       if (log_choices())
         std::fprintf(stderr, "glia: %s x [%ld,%ld,%ld,%ld] w [%ld,%ld,%ld,%ld]: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op,
                      long(g.N), long(g.H), long(g.W), long(g.C), long(g.KH), long(g.KW), long(g.Cg), long(g.O), ms[0],
