@@ -103,6 +103,9 @@ class Plan {
   int64_t runs_ = 0;
   std::unique_ptr<glia::detail::CudaGraph> cuda_graph_;
   std::vector<Tensor> static_feeds_, graph_fetches_;
+  // Per step: the largest stretch [begin, end) of the arena free while it runs, where its kernel's
+  // temporaries go (detail::ScratchScope; the CUDA convolutions ask for them).
+  std::vector<std::pair<int64_t, int64_t>> scratch_;
 };
 
 }  // namespace glia::graph

@@ -7,12 +7,15 @@
 #include <cstdlib>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "glia/autograd/autograd.h"
 #include "glia/core/cuda_hooks.h"
+#include "glia/core/scratch.h"
 #include "glia/graph/infer.h"
 #include "glia/graph/pass_utils.h"
 #include "glia/ops/functions.h"
@@ -22,6 +25,7 @@ namespace {
 
 constexpr int64_t kAlign = 64;
 int64_t aligned(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+constexpr int64_t kMinScratch = int64_t(64) << 10;  // smaller free stretches are not offered as scratch
 
 // GLIA_PROFILE=1: time every kernel a plan runs and print the totals per op when the process exits.
 struct Profile {
@@ -299,6 +303,23 @@ Plan::Plan(Graph& g, std::vector<Value*> feeds, const std::vector<Shape>& feed_s
     arena_bytes_ = std::max(arena_bytes_, off + b.bytes);
     placed.push_back(bi);
   }
+  // Each kernel's temporaries (cuDNN workspaces, layout copies) go to the largest stretch of the
+  // arena that holds nothing while it runs, instead of adding to the step's memory.
+  scratch_.assign(steps_.size(), {0, 0});
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    if (!is_plain_op(*steps_[i].node)) continue;
+    auto at = static_cast<int64_t>(i);
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Buffer& b : buffers)
+      if (b.first <= at && at <= b.last) busy.push_back({b.offset, b.offset + b.bytes});
+    busy.push_back({arena_bytes_, arena_bytes_});
+    std::sort(busy.begin(), busy.end());
+    int64_t free_from = 0;
+    for (auto& [lo, hi] : busy) {
+      if (lo - free_from > scratch_[i].second - scratch_[i].first) scratch_[i] = {free_from, lo};
+      free_from = std::max(free_from, hi);
+    }
+  }
   std::map<const Value*, int64_t> offset;
   for (auto& [v, bi] : buffer_of) offset[v] = buffers[bi].offset;
   arena_ = o.arena ? o.arena : std::make_shared<Arena>();
@@ -447,6 +468,9 @@ void Plan::run_steps(const std::map<const Node*, Tensor>& variables) {
           outs.clear();
           for (int i : s.out) outs.push_back(prebuilt_[static_cast<size_t>(i)]);
           KernelContext kc(*n.op, in_span, std::span<Tensor>(outs.data(), outs.size()), n.attrs);
+          std::optional<glia::detail::ScratchScope> scratch;
+          const auto& [lo, hi] = scratch_[static_cast<size_t>(&s - steps_.data())];
+          if (hi - lo >= kMinScratch) scratch.emplace(arena_->storage, lo, hi);
           (*s.kernel)(kc);
           for (size_t k = 0; k < s.out.size(); ++k) values_[static_cast<size_t>(s.out[k])] = outs[k];
         }

@@ -30,6 +30,7 @@
 #include "glia/backends/cuda/runtime.h"
 #include "glia/core/autotune.h"
 #include "glia/core/cuda.h"
+#include "glia/core/scratch.h"
 #include "glia/ops/op.h"
 
 namespace glia::cuda {
@@ -361,7 +362,7 @@ class Conv {
       int64_t n = pass == Pass::Fwd       ? g_.N * g_.O * g_.OH * g_.OW
                   : pass == Pass::BwdData ? g_.N * g_.C * g_.Hp() * g_.Wp()
                                           : g_.O * g_.Cg * g_.KH * g_.KW;
-      scratch = Tensor::empty({n * elt_}, DType::u8, Device::cuda(dev));
+      scratch = detail::scratch_empty({n * elt_}, DType::u8, Device::cuda(dev));
       out = scratch.data_ptr();
     }
     std::vector<double> ms(cands.size(), -1.0);
@@ -417,8 +418,9 @@ class Conv {
     size_t ws = 0;
     cudnnStatus_t st = workspace(pass, h, c, &ws);
     if (st != CUDNN_STATUS_SUCCESS) return st;
+    detail::ScratchMark mark;  // the workspace is free again once the call is queued
     Tensor space;
-    if (ws > 0) space = Tensor::empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev));
+    if (ws > 0) space = detail::scratch_empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev));
     void* wsp = ws > 0 ? space.data_ptr() : nullptr;
     // Scaling factors are float for float32 and 16-bit data, double for double.
     float one_f = 1.f, beta_f = accumulate ? 1.f : 0.f;
@@ -455,24 +457,33 @@ class Conv {
   Descs d_;
 };
 
+/// t itself when contiguous, else a contiguous copy in a kernel temporary (detail::scratch_empty:
+/// in a compiled plan, the arena's memory that is free while the kernel runs).
+Tensor contiguous_temp(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor c = detail::scratch_empty(t.shape(), t.dtype(), t.device());
+  copy_into(t, c);
+  return c;
+}
+
 /// x [N,H,W,C] with the explicit extra pads as zeros, in NHWC or NCHW.
 Tensor conv_input(const Geom& g, const Tensor& x, bool nhwc) {
-  Tensor xp = x.contiguous();
+  Tensor xp = contiguous_temp(x);
   if (g.extra()) {
-    xp = Tensor::empty({g.N, g.Hp(), g.Wp(), g.C}, x.dtype(), x.device());
+    xp = detail::scratch_empty({g.N, g.Hp(), g.Wp(), g.C}, x.dtype(), x.device());
     fill(xp, 0);
     copy_into(x, xp.slice(1, g.et(), g.et() + g.H).slice(2, g.el(), g.el() + g.W));
   }
-  return nhwc ? xp : xp.permute({0, 3, 1, 2}).contiguous();
+  return nhwc ? xp : contiguous_temp(xp.permute({0, 3, 1, 2}));
 }
 
 /// The Keras kernel [KH, KW, Cg, O] as KRSC (NHWC) or KCRS (NCHW).
 Tensor conv_filter(const Tensor& w, bool nhwc) {
-  return nhwc ? w.permute({3, 0, 1, 2}).contiguous() : w.permute({3, 2, 0, 1}).contiguous();
+  return contiguous_temp(nhwc ? w.permute({3, 0, 1, 2}) : w.permute({3, 2, 0, 1}));
 }
 
 /// An NHWC activation in NHWC or NCHW.
-Tensor conv_act(const Tensor& t, bool nhwc) { return nhwc ? t.contiguous() : t.permute({0, 3, 1, 2}).contiguous(); }
+Tensor conv_act(const Tensor& t, bool nhwc) { return contiguous_temp(nhwc ? t : t.permute({0, 3, 1, 2})); }
 
 /// The layouts measured for each convolution (op, dtype, geometry): true for NHWC.
 struct Layouts {
@@ -491,7 +502,12 @@ struct Layouts {
 /// NCHW is kept when it is at least 10% faster: cuDNN's NHWC kernels are made for tensor cores, and
 /// plain float32 may run faster on NCHW even with the copies, which cost memory, though.
 template <class F>
-void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt) {
+void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt_in) {
+  // Each attempt's temporaries are free again once its work is queued.
+  auto attempt = [&](bool nhwc) {
+    detail::ScratchMark mark;
+    return attempt_in(nhwc);
+  };
   std::string key;
   if (t != DType::f64 && conv_autotune()) {
     key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.N, ',', g.H, ',', g.W, ',', g.C,
@@ -565,7 +581,7 @@ void conv_forward_kernel(KernelContext& k) {
       Conv conv(g, y.dtype(), nhwc, dev, op);
       if (!conv.maybe(Pass::Fwd)) return false;
       Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
-      Tensor out = nhwc ? y : Tensor::empty({g.N, g.O, g.OH, g.OW}, y.dtype(), y.device());
+      Tensor out = nhwc ? y : detail::scratch_empty({g.N, g.O, g.OH, g.OW}, y.dtype(), y.device());
       if (bias_in_conv) copy_into(bias, nhwc ? out : out.permute({0, 2, 3, 1}));
       if (!conv.run(Pass::Fwd, dev, ptr(x), ptr(w), nullptr, ptr(out), bias_in_conv)) return false;
       if (!nhwc) copy_into(out.permute({0, 2, 3, 1}), y);
@@ -800,9 +816,10 @@ GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
     Tensor dy = conv_act(gy, nhwc), wf = conv_filter(w, nhwc);
     // cuDNN writes the gradient of the padded input; directly into gx when that is gx itself.
     bool direct = nhwc && !g.extra();
-    Tensor full = direct ? gx
-                         : Tensor::empty(nhwc ? Shape{g.N, g.Hp(), g.Wp(), g.C} : Shape{g.N, g.C, g.Hp(), g.Wp()},
-                                         gx.dtype(), gx.device());
+    Tensor full = direct
+                      ? gx
+                      : detail::scratch_empty(nhwc ? Shape{g.N, g.Hp(), g.Wp(), g.C} : Shape{g.N, g.C, g.Hp(), g.Wp()},
+                                              gx.dtype(), gx.device());
     if (!conv.run(Pass::BwdData, gx.device().index, nullptr, ptr(wf), ptr(dy), ptr(full))) return false;
     if (direct) return true;
     Tensor as_nhwc = nhwc ? full : full.permute({0, 2, 3, 1});
@@ -827,8 +844,8 @@ GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
     Conv conv(g, gw.dtype(), nhwc, gw.device().index, op);
     if (!conv.maybe(Pass::BwdFilter)) return false;
     Tensor xin = conv_input(g, x, nhwc), dy = conv_act(gy, nhwc);
-    Tensor dw =
-        Tensor::empty(nhwc ? Shape{g.O, g.KH, g.KW, g.Cg} : Shape{g.O, g.Cg, g.KH, g.KW}, gw.dtype(), gw.device());
+    Tensor dw = detail::scratch_empty(nhwc ? Shape{g.O, g.KH, g.KW, g.Cg} : Shape{g.O, g.Cg, g.KH, g.KW}, gw.dtype(),
+                                      gw.device());
     if (!conv.run(Pass::BwdFilter, gw.device().index, ptr(xin), nullptr, ptr(dy), ptr(dw))) return false;
     copy_into(nhwc ? dw.permute({1, 2, 3, 0}) : dw.permute({2, 3, 1, 0}), gw);
     return true;
