@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <limits>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -468,9 +467,9 @@ void Plan::run_steps(const std::map<const Node*, Tensor>& variables) {
           outs.clear();
           for (int i : s.out) outs.push_back(prebuilt_[static_cast<size_t>(i)]);
           KernelContext kc(*n.op, in_span, std::span<Tensor>(outs.data(), outs.size()), n.attrs);
-          std::optional<glia::detail::ScratchScope> scratch;
+          // Always a window of this step (empty when too small), never one left from elsewhere.
           const auto& [lo, hi] = scratch_[static_cast<size_t>(&s - steps_.data())];
-          if (hi - lo >= kMinScratch) scratch.emplace(arena_->storage, lo, hi);
+          glia::detail::ScratchScope scratch(arena_->storage, lo, hi - lo >= kMinScratch ? hi : lo);
           (*s.kernel)(kc);
           for (size_t k = 0; k < s.out.size(); ++k) values_[static_cast<size_t>(s.out[k])] = outs[k];
         }
