@@ -533,8 +533,8 @@ void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt
           ms[static_cast<size_t>(i)] = -1;
         }
       }
-      // NCHW only when at least 10% faster: its copies of x and y are temporaries beside the
-      // compiled step's arena (up to twice the activation's size at the peak of the step's memory).
+      // NCHW only when at least 10% faster: its copies of x and y take memory (in a compiled step,
+      // the arena's free stretch when it has room, else beside the arena: the step's peak grows).
       int best = detail::pick_fastest(ms, 0.10);
       if (log_choices())
         std::fprintf(stderr, "glia: %s x [%ld,%ld,%ld,%ld] w [%ld,%ld,%ld,%ld]: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op,
