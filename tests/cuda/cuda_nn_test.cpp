@@ -31,7 +31,6 @@ using I64s = std::vector<int64_t>;
 const OpDef& op(const char* name) { return OpRegistry::instance().get(name); }
 
 const std::vector<DType> kFloats = {DType::f32, DType::f64, DType::bf16, DType::f16};
-bool is_half(DType dt) { return dt == DType::bf16 || dt == DType::f16; }
 
 /// One unit in the last place at 1 of a 16-bit float type (a hair more): 1 ulp as a relative tolerance.
 double ulp16(DType dt) { return (dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024) * 1.001; }
@@ -43,7 +42,7 @@ double ulp16(DType dt) { return (dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024) * 1
 /// value, and 1 ulp at 1 (the outputs' typical magnitude, sums of tens of products of values in
 /// [-2, 2]) for results that cancel to near 0.
 std::pair<double, double> conv_tol(DType dt) {
-  if (is_half(dt)) return {2 * ulp16(dt), ulp16(dt)};
+  if (is_16bit(dt)) return {2 * ulp16(dt), ulp16(dt)};
   return dt == DType::f32 ? std::pair{1e-4, 1e-4} : std::pair{1e-10, 1e-10};
 }
 
@@ -386,7 +385,7 @@ TEST(CudaPool, AverageAndGradients) {
     for (const PoolCase& c : pool_cases()) {
       Tensor x = rnd({c.N, c.H, c.W, c.C}, dt);
       auto o = c.o;
-      bool half = is_half(dt);
+      bool half = is_16bit(dt);
       double rt = half ? ulp16(dt) : tol(dt) * 10, at = half ? 1e-3 * ulp16(dt) : 1e-6;
       EXPECT_TRUE(same_on_gpu([&](auto& v) { return avg_pool2d(v[0], o); }, {x}, rt, at)) << name(dt);
       EXPECT_TRUE(same_on_gpu(
@@ -422,7 +421,7 @@ TEST(CudaBatchNorm, TrainStatisticsMatchCpu) {
   const std::vector<Shape> shapes = {{2, 3}, {3, 5, 7, 4}, {4, 9, 11, 33}, {70001, 3}};
   for (DType dt : kFloats)
     for (const Shape& s : shapes) {
-      bool half = is_half(dt);
+      bool half = is_16bit(dt);
       // An offset mean: the sums must not cancel.
       Tensor x = (rnd(s, DType::f64) + 5.0).to(dt);
       int64_t C = s.back();
@@ -462,7 +461,7 @@ TEST(CudaBatchNorm, GradientsAndApply) {
       Tensor x = rnd(s, dt);
       int64_t C = s.back();
       Tensor g = rnd({C}, dt), b = rnd({C}, dt);
-      bool half = is_half(dt);
+      bool half = is_16bit(dt);
       double rt = dt == DType::f32 ? 1e-4 : 1e-9, at = dt == DType::f32 ? 1e-4 : 1e-10;
       // 16-bit gradients pass through more than one rounding (dgamma: a float32 sum rounded to 16
       // bits; batch_norm_apply's: 16-bit products and sums of other ops): up to 2 ulps, and a tenth

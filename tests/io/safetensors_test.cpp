@@ -354,7 +354,7 @@ TEST(SafetensorsPython, GliaWritesPythonReads) {
     EXPECT_EQ(e["dtype"].get<std::string>(), st_dtype_name(want.dtype())) << ts[i].first;
     EXPECT_EQ(e["shape"].get<std::vector<int64_t>>(), std::vector<int64_t>(want.shape().begin(), want.shape().end()));
     Tensor got = load_npy(dir + "/" + e["npy"].get<std::string>());
-    bool half = want.dtype() == DType::bf16 || want.dtype() == DType::f16;
+    bool half = is_16bit(want.dtype());
     EXPECT_TRUE(same_bits(got, half ? bits_i32(want) : want)) << ts[i].first;
   }
 }
@@ -366,7 +366,7 @@ TEST(SafetensorsPython, PythonWritesGliaReads) {
   nlohmann::json m = {{"metadata", {{"source", "numpy"}, {"n", "42"}}}, {"tensors", nlohmann::json::array()}};
   for (size_t i = 0; i < ts.size(); ++i) {
     const Tensor& t = ts[i].second;
-    bool half = t.dtype() == DType::bf16 || t.dtype() == DType::f16;
+    bool half = is_16bit(t.dtype());
     std::string npy = "in" + std::to_string(i) + ".npy";
     save_npy(dir + "/" + npy, half ? bits_i32(t) : t);
     m["tensors"].push_back({{"name", ts[i].first}, {"dtype", st_dtype_name(t.dtype())}, {"npy", npy}});

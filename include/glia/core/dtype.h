@@ -139,6 +139,8 @@ constexpr size_t itemsize(DType t) {
 constexpr bool is_floating(DType t) {
   return t == DType::f32 || t == DType::f64 || t == DType::bf16 || t == DType::f16;
 }
+/// bfloat16 or float16.
+constexpr bool is_16bit(DType t) { return t == DType::bf16 || t == DType::f16; }
 constexpr bool is_integral(DType t, bool include_bool = false) {
   return t == DType::i32 || t == DType::i64 || t == DType::u8 || (include_bool && t == DType::b8);
 }

@@ -191,7 +191,7 @@ Tensor mean(const Tensor& x, IntList dims, bool keepdim) {
     if (x.shape()[static_cast<size_t>(i)] < 0)  // a graph's runtime dim: count when it runs
       return sum(x, dims, keepdim) / call(op_count_like, {x.detach()}, {{"dims", d}});
   auto n = static_cast<double>(count(x.shape(), d));
-  if (x.dtype() == DType::bf16 || x.dtype() == DType::f16) {  // sum and divide in float32, as PyTorch
+  if (is_16bit(x.dtype())) {  // sum and divide in float32, as PyTorch
     Attrs a = rattrs(d, keepdim);
     a.set("dtype", DType::f32);
     return cast(call(op_sum, {x}, std::move(a)) / n, x.dtype());
@@ -262,7 +262,7 @@ Tensor std(const Tensor& x, IntList dims, int64_t correction, bool keepdim) {
 
 Tensor logsumexp(const Tensor& x, IntList dims, bool keepdim) {
   check_floating(x, "logsumexp");
-  if (x.dtype() == DType::bf16 || x.dtype() == DType::f16)  // in float32: a 16-bit sum of exps overflows
+  if (is_16bit(x.dtype()))  // in float32: a 16-bit sum of exps overflows
     return cast(logsumexp(cast(x, DType::f32), dims, keepdim), x.dtype());
   if (x.numel() == 0) return log(sum(exp(x), dims, keepdim));  // log(0) = -inf, as PyTorch; no max to shift by
   Tensor m = amax(x, dims, true).detach();

@@ -118,7 +118,7 @@ GLIA_KERNEL(matmul, CPU, [](KernelContext& k) {
     matmul_f32(a, b, out);
     return;
   }
-  if (out.dtype() == DType::bf16 || out.dtype() == DType::f16) {
+  if (is_16bit(out.dtype())) {
     Tensor tmp = Tensor::empty(out.shape(), DType::f32);
     matmul_f32(as_dtype(a, DType::f32), as_dtype(b, DType::f32), tmp);
     cast_copy(tmp, out);

@@ -38,12 +38,10 @@ namespace {
 
 using I64s = std::vector<int64_t>;
 
-bool is_16bit(DType t) { return t == DType::bf16 || t == DType::f16; }
-
 /// The dtype of a floating-point kernel (float32, float64, bfloat16, float16, as the CPU's); others
 /// throw DTypeError naming the op.
 launch::Dt float_dt(DType t, const char* op) {
-  GLIA_CHECK(t == DType::f32 || t == DType::f64 || is_16bit(t), DTypeError, op, ": no CUDA kernel for dtype ", name(t),
+  GLIA_CHECK(is_floating(t), DTypeError, op, ": no CUDA kernel for dtype ", name(t),
              " (float32, float64, bfloat16 and float16 are supported)");
   return dt(t);
 }
@@ -66,6 +64,15 @@ struct Geom {
   int64_t Hp() const { return H + et() + eb(); }
   int64_t Wp() const { return W + el() + er(); }
   bool extra() const { return et() || eb() || el() || er(); }
+  /// Every size, stride, dilation, group count and pad (the rest derives from them): for cache keys.
+  std::string key() const {
+    return detail::str(N, ',', H, ',', W, ',', C, ',', KH, ',', KW, ',', Cg, ',', O, ',', G, ',', sh, ',', sw, ',', dh,
+                       ',', dw, ',', pt, ',', pb, ',', pl, ',', pr);
+  }
+  /// The input and weight shapes, for logs.
+  std::string shapes() const {
+    return detail::str("x [", N, ",", H, ",", W, ",", C, "] w [", KH, ",", KW, ",", Cg, ",", O, "]");
+  }
 };
 
 Geom make_geom(const Shape& x, const Shape& w, const Shape& y, const Attrs& a) {
@@ -211,8 +218,8 @@ class Conv {
   /// Runs `pass` with the cached or a newly chosen algorithm: out is overwritten (beta = 0), or with
   /// `accumulate` the result is added to what out holds, in the compute type (beta = 1). False when no
   /// algorithm takes this geometry in this layout (remembered); other errors throw.
-  bool run(Pass pass, int dev, const void* x, const void* w, const void* y, void* out, bool accumulate = false) {
-    cudnnHandle_t h = cudnn(dev);
+  bool run(Pass pass, const void* x, const void* w, const void* y, void* out, bool accumulate = false) {
+    cudnnHandle_t h = cudnn(dev_);
     std::string key = key_of(pass);
     Choice known;
     bool hit = false;
@@ -226,18 +233,18 @@ class Conv {
     }
     if (hit) {
       if (!known.ok) return false;
-      check(execute(pass, h, dev, known, x, w, y, out, accumulate), op_);
+      check(execute(pass, h, known, x, w, y, out, accumulate), op_);
       return true;
     }
     std::vector<Choice> cands = candidates(pass, h);
     // Measured: the fastest candidate goes first (the loop below runs it and caches it).
-    if (cands.size() > 1 && conv_autotune() && !capturing(dev)) {
-      int best = tune(pass, h, dev, cands, x, w, y, out, accumulate);
+    if (cands.size() > 1 && conv_autotune() && !capturing(dev_)) {
+      int best = tune(pass, h, cands, x, w, y, out, accumulate);
       if (best > 0) std::rotate(cands.begin(), cands.begin() + best, cands.begin() + best + 1);
     }
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
     for (const Choice& c : cands) {
-      last = execute(pass, h, dev, c, x, w, y, out, accumulate);
+      last = execute(pass, h, c, x, w, y, out, accumulate);
       if (last == CUDNN_STATUS_SUCCESS) {
         std::lock_guard<std::mutex> lock(mu());
         cache()[key] = c;
@@ -265,13 +272,7 @@ class Conv {
   }
 
   std::string key_of(Pass pass) const {
-    char buf[320];
-    std::snprintf(buf, sizeof buf, "%d:%d%c%d%c:%ld,%ld,%ld,%ld:%ld,%ld,%ld,%ld:%ld,%ld:%ld,%ld,%ld,%ld,%ld,%ld,%ld",
-                  dev_, static_cast<int>(pass), tag_, allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', long(g_.N),
-                  long(g_.Hp()), long(g_.Wp()), long(g_.C), long(g_.KH), long(g_.KW), long(g_.Cg), long(g_.O),
-                  long(g_.OH), long(g_.OW), long(g_.G), long(g_.sh), long(g_.sw), long(g_.dh), long(g_.dw),
-                  long(g_.ph()), long(g_.pw()));
-    return buf;
+    return detail::str(dev_, ':', static_cast<int>(pass), tag_, allow_tf32() ? 1 : 0, nhwc_ ? 'n' : 'c', ':', g_.key());
   }
 
   /// Whether algorithm `algo` of `pass` sums as a direct convolution would: FFT algorithms (any
@@ -343,10 +344,10 @@ class Conv {
   /// candidate runs once untimed, then twice timed. Candidates whose workspace is larger than
   /// max(64 MiB, the first runnable candidate's) are not tried: a faster algorithm must not cost more
   /// memory than the heuristics' pick would have. With `accumulate`, the trials write a scratch output.
-  int tune(Pass pass, cudnnHandle_t h, int dev, const std::vector<Choice>& cands, const void* x, const void* w,
-           const void* y, void* out, bool accumulate) const {
+  int tune(Pass pass, cudnnHandle_t h, const std::vector<Choice>& cands, const void* x, const void* w, const void* y,
+           void* out, bool accumulate) const {
     try {
-      return tune_or_throw(pass, h, dev, cands, x, w, y, out, accumulate);
+      return tune_or_throw(pass, h, cands, x, w, y, out, accumulate);
     } catch (const DeviceError&) {
       // Out of memory for a trial (scratch output, a workspace): no measured choice; the
       // candidates then run in the heuristics' order, which reports real errors.
@@ -355,14 +356,14 @@ class Conv {
     }
   }
 
-  int tune_or_throw(Pass pass, cudnnHandle_t h, int dev, const std::vector<Choice>& cands, const void* x, const void* w,
+  int tune_or_throw(Pass pass, cudnnHandle_t h, const std::vector<Choice>& cands, const void* x, const void* w,
                     const void* y, void* out, bool accumulate) const {
     Tensor scratch;
     if (accumulate) {
       int64_t n = pass == Pass::Fwd       ? g_.N * g_.O * g_.OH * g_.OW
                   : pass == Pass::BwdData ? g_.N * g_.C * g_.Hp() * g_.Wp()
                                           : g_.O * g_.Cg * g_.KH * g_.KW;
-      scratch = detail::scratch_empty({n * elt_}, DType::u8, Device::cuda(dev));
+      scratch = detail::scratch_empty({n * elt_}, DType::u8, Device::cuda(dev_));
       out = scratch.data_ptr();
     }
     std::vector<double> ms(cands.size(), -1.0);
@@ -374,20 +375,19 @@ class Conv {
       size_t ws = 0;
       cudnnStatus_t st = workspace(pass, h, cands[i], &ws);
       if (st == CUDNN_STATUS_SUCCESS && have_budget && ws > budget) continue;
-      if (st == CUDNN_STATUS_SUCCESS) st = execute(pass, h, dev, cands[i], x, w, y, out, false);
+      if (st == CUDNN_STATUS_SUCCESS) st = execute(pass, h, cands[i], x, w, y, out, false);
       if (st != CUDNN_STATUS_SUCCESS) {
         if (!refusal(st)) check(st, op_);
         continue;
       }
       if (!have_budget) budget = std::max<size_t>(ws, size_t(64) << 20);
       have_budget = true;
-      ms[i] = time_ms(dev, [&] { check(execute(pass, h, dev, cands[i], x, w, y, out, false), op_); });
+      ms[i] = time_ms(dev_, [&] { check(execute(pass, h, cands[i], x, w, y, out, false), op_); });
     }
     int best = detail::pick_fastest(ms);
     if (log_choices()) {
       std::string line = detail::str("glia: ", op_, " ", pass_name(static_cast<int>(pass)), " ", tag_,
-                                     nhwc_ ? " NHWC" : " NCHW", " x [", g_.N, ",", g_.H, ",", g_.W, ",", g_.C, "] w [",
-                                     g_.KH, ",", g_.KW, ",", g_.Cg, ",", g_.O, "] stride ", g_.sh, ":");
+                                     nhwc_ ? " NHWC " : " NCHW ", g_.shapes(), " stride ", g_.sh, ":");
       for (size_t i = 0; i < cands.size(); ++i)
         line += ms[i] < 0 ? detail::str(" algo ", cands[i].algo, " -")
                           : detail::str(" algo ", cands[i].algo, cands[i].det ? "" : "*", " ", ms[i], " ms");
@@ -413,21 +413,21 @@ class Conv {
 
   /// One pass with algorithm c. Fwd: out = conv(x, w). BwdData: out (x-shaped) from y (the output
   /// gradient) and w. BwdFilter: out (w-shaped) from x and y.
-  cudnnStatus_t execute(Pass pass, cudnnHandle_t h, int dev, const Choice& c, const void* x, const void* w,
-                        const void* y, void* out, bool accumulate) const {
+  cudnnStatus_t execute(Pass pass, cudnnHandle_t h, const Choice& c, const void* x, const void* w, const void* y,
+                        void* out, bool accumulate) const {
     size_t ws = 0;
     cudnnStatus_t st = workspace(pass, h, c, &ws);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     detail::ScratchMark mark;  // the workspace is free again once the call is queued
     Tensor space;
-    if (ws > 0) space = detail::scratch_empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev));
+    if (ws > 0) space = detail::scratch_empty({static_cast<int64_t>(ws)}, DType::u8, Device::cuda(dev_));
     void* wsp = ws > 0 ? space.data_ptr() : nullptr;
     // Scaling factors are float for float32 and 16-bit data, double for double.
     float one_f = 1.f, beta_f = accumulate ? 1.f : 0.f;
     double one_d = 1.0, beta_d = accumulate ? 1.0 : 0.0;
     const void* alpha = f64_ ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
     const void* beta = f64_ ? static_cast<const void*>(&beta_d) : static_cast<const void*>(&beta_f);
-    DeviceGuard guard(dev);
+    DeviceGuard guard(dev_);
     if (pass == Pass::Fwd)
       return cudnnConvolutionForward(h, alpha, d_.x, x, d_.w, w, d_.conv,
                                      static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), wsp, ws, beta, d_.y, out);
@@ -468,8 +468,10 @@ Tensor contiguous_temp(const Tensor& t) {
 
 /// x [N,H,W,C] with the explicit extra pads as zeros, in NHWC or NCHW.
 Tensor conv_input(const Geom& g, const Tensor& x, bool nhwc) {
-  Tensor xp = contiguous_temp(x);
-  if (g.extra()) {
+  Tensor xp;
+  if (!g.extra()) {
+    xp = contiguous_temp(x);
+  } else {
     xp = detail::scratch_empty({g.N, g.Hp(), g.Wp(), g.C}, x.dtype(), x.device());
     fill(xp, 0);
     copy_into(x, xp.slice(1, g.et(), g.et() + g.H).slice(2, g.el(), g.el() + g.W));
@@ -510,9 +512,7 @@ void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt
   };
   std::string key;
   if (t != DType::f64 && conv_autotune()) {
-    key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.N, ',', g.H, ',', g.W, ',', g.C,
-                      ',', g.KH, ',', g.KW, ',', g.Cg, ',', g.O, ',', g.G, ',', g.sh, ',', g.sw, ',', g.dh, ',', g.dw,
-                      ',', g.pt, ',', g.pb, ',', g.pl, ',', g.pr);
+    key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.key());
     Layouts& l = Layouts::get();
     std::optional<bool> known;
     {
@@ -537,9 +537,7 @@ void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt
       // the arena's free stretch when it has room, else beside the arena: the step's peak grows).
       int best = detail::pick_fastest(ms, 0.10);
       if (log_choices())
-        std::fprintf(stderr, "glia: %s x [%ld,%ld,%ld,%ld] w [%ld,%ld,%ld,%ld]: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op,
-                     long(g.N), long(g.H), long(g.W), long(g.C), long(g.KH), long(g.KW), long(g.Cg), long(g.O), ms[0],
-                     ms[1],
+        std::fprintf(stderr, "glia: %s %s: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op, g.shapes().c_str(), ms[0], ms[1],
                      best == 0   ? "NHWC"
                      : best == 1 ? "NCHW"
                                  : "none");
@@ -583,7 +581,7 @@ void conv_forward_kernel(KernelContext& k) {
       Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
       Tensor out = nhwc ? y : detail::scratch_empty({g.N, g.O, g.OH, g.OW}, y.dtype(), y.device());
       if (bias_in_conv) copy_into(bias, nhwc ? out : out.permute({0, 2, 3, 1}));
-      if (!conv.run(Pass::Fwd, dev, ptr(x), ptr(w), nullptr, ptr(out), bias_in_conv)) return false;
+      if (!conv.run(Pass::Fwd, ptr(x), ptr(w), nullptr, ptr(out), bias_in_conv)) return false;
       if (!nhwc) copy_into(out.permute({0, 2, 3, 1}), y);
       return true;
     });
@@ -820,7 +818,7 @@ GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
                       ? gx
                       : detail::scratch_empty(nhwc ? Shape{g.N, g.Hp(), g.Wp(), g.C} : Shape{g.N, g.C, g.Hp(), g.Wp()},
                                               gx.dtype(), gx.device());
-    if (!conv.run(Pass::BwdData, gx.device().index, nullptr, ptr(wf), ptr(dy), ptr(full))) return false;
+    if (!conv.run(Pass::BwdData, nullptr, ptr(wf), ptr(dy), ptr(full))) return false;
     if (direct) return true;
     Tensor as_nhwc = nhwc ? full : full.permute({0, 2, 3, 1});
     copy_into(as_nhwc.slice(1, g.et(), g.et() + g.H).slice(2, g.el(), g.el() + g.W), gx);
@@ -846,7 +844,7 @@ GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
     Tensor xin = conv_input(g, x, nhwc), dy = conv_act(gy, nhwc);
     Tensor dw = detail::scratch_empty(nhwc ? Shape{g.O, g.KH, g.KW, g.Cg} : Shape{g.O, g.Cg, g.KH, g.KW}, gw.dtype(),
                                       gw.device());
-    if (!conv.run(Pass::BwdFilter, gw.device().index, ptr(xin), nullptr, ptr(dy), ptr(dw))) return false;
+    if (!conv.run(Pass::BwdFilter, ptr(xin), nullptr, ptr(dy), ptr(dw))) return false;
     copy_into(nhwc ? dw.permute({1, 2, 3, 0}) : dw.permute({2, 3, 1, 0}), gw);
     return true;
   });

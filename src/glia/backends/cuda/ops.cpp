@@ -44,7 +44,7 @@ void binary(KernelContext& k, BinOp op) {
   // beside a tensor is used in float32, not rounded to 16 bits first.
   auto number = [&](size_t i) { return k.input(i).dim() == 0 && k.input(i).dtype() != t; };
   int num = 0;
-  if ((t == DType::bf16 || t == DType::f16) && number(0) != number(1)) num = number(0) ? 1 : 2;
+  if (is_16bit(t) && number(0) != number(1)) num = number(0) ? 1 : 2;
   Tensor a = input_as(k, 0, num == 1 ? DType::f32 : t), b = input_as(k, 1, num == 2 ? DType::f32 : t);
   DeviceGuard g(out.device().index);
   const Tensor* ops[3] = {&out, &a, &b};

@@ -89,6 +89,15 @@ int64_t slices(int64_t R, int64_t want, int64_t min_len) {
   return 1;
 }
 
+/// Reduces p's R in S slices apart ([outer * S, R / S, inner], the same memory) into a temporary,
+/// then each group's S partial results, in a fixed order: two passes that keep the GPU busy where
+/// one would run a handful of blocks.
+void reduce_in_slices(KernelContext& k, RedOp op, const Plan& p, int64_t S, const Tensor& out) {
+  Tensor part = Tensor::empty({p.outer * S * p.inner}, out.dtype(), out.device());
+  launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, p.inner}, &part, nullptr);
+  launch_reduce(k, op, Plan{part, p.outer, S, p.inner}, &out, nullptr);
+}
+
 /// sum, prod, amax, amin over the attr "dims".
 void reduce_kernel(KernelContext& k, RedOp op) {
   const Tensor& out = k.output();
@@ -96,7 +105,7 @@ void reduce_kernel(KernelContext& k, RedOp op) {
   no_grad guard;  // the planned copy is a temporary
   Tensor in = input_as(k, 0, k.input(0).dtype());
   // 16-bit outputs would round the partial results of a split: those are transposed instead.
-  bool narrow = out.dtype() == DType::bf16 || out.dtype() == DType::f16;
+  bool narrow = is_16bit(out.dtype());
   Plan p = plan(in, dims_of(k), false, !narrow);
   if (p.R == 0) {  // empty groups: the sum is 0, the product 1; amax / amin refuse them before
     if (op == RedOp::Prod) fill(out, 1);
@@ -105,33 +114,20 @@ void reduce_kernel(KernelContext& k, RedOp op) {
   }
   if (p.few_long_columns) {
     // A few long columns (the bias gradient of an NHWC convolution sums [N*H*W, C] over its rows):
-    // the column kernel alone would run a handful of blocks. Instead, S slices of the rows are
-    // reduced apart ([outer * S, R / S, inner], the same memory), then the S partial results: two
-    // passes of the column kernel in a fixed order, with S * inner values of temporary memory
-    // instead of a transposed copy of the input.
+    // the column kernel alone would run a handful of blocks. Instead, slices of the rows, with S *
+    // inner values of temporary memory instead of a transposed copy of the input.
     int64_t tiles = p.outer * ((p.inner + 31) / 32);
     int64_t S = slices(p.R, std::max<int64_t>(8, 512 / tiles), 256);
-    if (S > 1) {
-      Tensor part = Tensor::empty({p.outer * S * p.inner}, out.dtype(), out.device());
-      launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, p.inner}, &part, nullptr);
-      launch_reduce(k, op, Plan{part, p.outer, S, p.inner}, &out, nullptr);
-      return;
-    }
+    if (S > 1) return reduce_in_slices(k, op, p, S, out);
     p = plan(in, dims_of(k), false);  // no divisor to cut R with: rows of a transposed copy
   }
   // (Not float32 products: they accumulate in double, and the partial results would be rounded.)
   bool f32_prod = op == RedOp::Prod && out.dtype() == DType::f32;
   if (p.inner == 1 && !narrow && !f32_prod && p.outer < 64 && p.R >= (int64_t(1) << 16)) {
     // A few long rows (a sum over a whole tensor): one block per row would leave most of the GPU
-    // idle, each thread adding R / 256 elements in turn. S slices of each row are reduced apart
-    // ([outer * S, R / S], the same memory), then each row's S partial results, in a fixed order.
+    // idle, each thread adding R / 256 elements in turn.
     int64_t S = slices(p.R, std::max<int64_t>(8, 1024 / p.outer), 4096);
-    if (S > 1) {
-      Tensor part = Tensor::empty({p.outer * S}, out.dtype(), out.device());
-      launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, 1}, &part, nullptr);
-      launch_reduce(k, op, Plan{part, p.outer, S, 1}, &out, nullptr);
-      return;
-    }
+    if (S > 1) return reduce_in_slices(k, op, p, S, out);
   }
   launch_reduce(k, op, p, &out, nullptr);
 }
@@ -190,8 +186,7 @@ void finish_target(const Tensor& tmp, const Tensor& out) {
 }
 
 void check_float(const char* op, DType d) {
-  GLIA_CHECK(d == DType::f32 || d == DType::f64 || d == DType::bf16 || d == DType::f16, DTypeError, op,
-             ": no CUDA kernel for dtype ", name(d));
+  GLIA_CHECK(is_floating(d), DTypeError, op, ": no CUDA kernel for dtype ", name(d));
 }
 
 void ln_forward(KernelContext& k) {
