@@ -256,18 +256,18 @@ class Model : public Layer {
   /// A batch there (as it is without CompileOptions::device).
   std::vector<Tensor> on_device(const std::vector<Tensor>& batch) const;
   Tensor on_device(const Tensor& t) const;
-  /// The host batch copied straight into `last`, the input buffers of a plan that replays a CUDA
-  /// Graph (replay_feeds of the previous step), when the batch has their signature and the plan
-  /// still replays: one copy per tensor to the device and no batch-sized temporary there (and none
-  /// on the device). Empty where that does not apply: the caller moves the batch to the device.
-  std::vector<Tensor> direct_feeds(Function* f, const std::vector<Tensor>& last, const std::vector<Tensor>& host);
   /// The input buffers of f's plan for `in` when it replays a CUDA Graph (they have the signature of
-  /// `in` and hold no batch of their own), else none: what direct_feeds gets as `last`.
+  /// `in` and hold no batch of their own), else none: what step_batch gets as `last`.
   std::vector<Tensor> replay_feeds(Function& f, const std::vector<Tensor>& in);
-  /// A step's inputs, targets and sample weight: the parts of `in` (direct feeds), else the batch
+  /// A step's inputs x, targets y and sample weight sw. When f's plan for the signature of `last`
+  /// (replay_feeds of the previous step) replays a CUDA Graph and the host batch has that
+  /// signature, the batch is copied straight into the graph's input buffers (one copy per tensor to
+  /// the device, no batch-sized temporary there, none on the device), which are returned and of
+  /// which x, y and sw are the parts. Otherwise nothing is returned and x, y and sw are the batch
   /// moved to the device.
-  void step_batch(const std::vector<Tensor>& in, const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in,
-                  const Tensor& sw_in, std::vector<Tensor>& x, std::vector<Tensor>& y, Tensor& sw) const;
+  std::vector<Tensor> step_batch(Function* f, const std::vector<Tensor>& last, const std::vector<Tensor>& x_in,
+                                 const std::vector<Tensor>& y_in, const Tensor& sw_in, std::vector<Tensor>& x,
+                                 std::vector<Tensor>& y, Tensor& sw);
   std::unique_ptr<Function> train_fn_, test_fn_, predict_fn_;
   std::vector<Tensor> train_feeds_, test_feeds_;  // replay_feeds of the last compiled train / test step
   bool graph_failed_ = false;

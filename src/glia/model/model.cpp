@@ -348,8 +348,6 @@ void Model::reset_compiled_steps() {
 }
 
 void Model::make_compiled_steps() {
-  train_feeds_.clear();
-  test_feeds_.clear();
   size_t n_in = is_functional() ? inputs_.size() : 1;
   auto split = [n_in](const std::vector<Tensor>& in, size_t n_out) {
     std::vector<Tensor> x(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(n_in));
@@ -474,51 +472,45 @@ std::pair<int64_t, double> Model::read_deferred_losses(bool stop_at_non_finite) 
   return {-1, 0.0};
 }
 
-std::vector<Tensor> Model::direct_feeds(Function* f, const std::vector<Tensor>& last, const std::vector<Tensor>& host) {
-  if (!f || !use_graph() || last.empty() || last.size() != host.size() || !compile_opts_.device ||
-      !compile_opts_.device->is_cuda())
-    return {};
-  for (size_t i = 0; i < host.size(); ++i)
-    if (!host[i].device().is_cpu() || host[i].dtype() != last[i].dtype() || host[i].shape() != last[i].shape())
-      return {};
-  const graph::Plan& p = f->plan_for(last);
-  if (!p.replays_cuda_graph() || p.static_feeds().size() != host.size()) return {};
-  std::vector<Tensor> feeds = p.static_feeds();
-  for (size_t i = 0; i < host.size(); ++i)
-    if (feeds[i].dtype() != host[i].dtype() || feeds[i].shape() != host[i].shape()) return {};
-  no_grad g;
-  // Queued after the previous replay, which read these buffers last: one stream orders them.
-  for (size_t i = 0; i < host.size(); ++i) feeds[i].copy_(host[i]);
-  return feeds;
-}
-
 std::vector<Tensor> Model::replay_feeds(Function& f, const std::vector<Tensor>& in) {
   if (!compile_opts_.device || !compile_opts_.device->is_cuda()) return {};
   const graph::Plan& p = f.plan_for(in);
   return p.replays_cuda_graph() ? p.static_feeds() : std::vector<Tensor>{};
 }
 
-void Model::step_batch(const std::vector<Tensor>& in, const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in,
-                       const Tensor& sw_in, std::vector<Tensor>& x, std::vector<Tensor>& y, Tensor& sw) const {
-  if (in.empty()) {
+std::vector<Tensor> Model::step_batch(Function* f, const std::vector<Tensor>& last, const std::vector<Tensor>& x_in,
+                                      const std::vector<Tensor>& y_in, const Tensor& sw_in, std::vector<Tensor>& x,
+                                      std::vector<Tensor>& y, Tensor& sw) {
+  std::vector<Tensor> host = join(x_in, y_in, sw_in), feeds;
+  bool direct = f && use_graph() && !last.empty() && last.size() == host.size() && compile_opts_.device &&
+                compile_opts_.device->is_cuda();
+  for (size_t i = 0; direct && i < host.size(); ++i)
+    direct = host[i].device().is_cpu() && host[i].dtype() == last[i].dtype() && host[i].shape() == last[i].shape();
+  // (The plan for last's signature has input buffers of that signature.)
+  const graph::Plan* plan = direct ? &f->plan_for(last) : nullptr;
+  if (plan && plan->replays_cuda_graph()) {
+    feeds = plan->static_feeds();
+    no_grad g;
+    // Queued after the previous replay, which read these buffers last: one stream orders them.
+    for (size_t i = 0; i < host.size(); ++i) feeds[i].copy_(host[i]);
+    auto nx = static_cast<std::ptrdiff_t>(x_in.size()), ny = static_cast<std::ptrdiff_t>(y_in.size());
+    x.assign(feeds.begin(), feeds.begin() + nx);
+    y.assign(feeds.begin() + nx, feeds.begin() + nx + ny);
+    sw = sw_in.defined() ? feeds.back() : Tensor();
+  } else {
     x = on_device(x_in), y = on_device(y_in);
     sw = on_device(sw_in);
-    return;
   }
-  auto nx = static_cast<std::ptrdiff_t>(x_in.size()), ny = static_cast<std::ptrdiff_t>(y_in.size());
-  x.assign(in.begin(), in.begin() + nx);
-  y.assign(in.begin() + nx, in.begin() + nx + ny);
-  sw = sw_in.defined() ? in.back() : Tensor();
+  return feeds;
 }
 
 Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in,
                        bool defer_loss) {
   place_weights(x_in);
   // A replayed step: the batch goes straight into the recorded graph's inputs.
-  std::vector<Tensor> in = direct_feeds(train_fn_.get(), train_feeds_, join(x_in, y_in, sw_in));
   std::vector<Tensor> x, y;
   Tensor sw;
-  step_batch(in, x_in, y_in, sw_in, x, y, sw);
+  std::vector<Tensor> in = step_batch(train_fn_.get(), train_feeds_, x_in, y_in, sw_in, x, y, sw);
   if (use_graph()) {
     // Weights are made on first use: build them eagerly, outside any graph.
     if (!built() && !is_functional()) {
@@ -574,10 +566,9 @@ Logs Model::test_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>
                       bool defer_loss) {
   no_grad g;
   place_weights(x_in);
-  std::vector<Tensor> in = direct_feeds(test_fn_.get(), test_feeds_, join(x_in, y_in, sw_in));
   std::vector<Tensor> x, y;
   Tensor sw;
-  step_batch(in, x_in, y_in, sw_in, x, y, sw);
+  std::vector<Tensor> in = step_batch(test_fn_.get(), test_feeds_, x_in, y_in, sw_in, x, y, sw);
   bool logits = use_logits();
   if (use_graph() && (built() || is_functional())) {
     if (!test_fn_) make_compiled_steps();
