@@ -286,3 +286,18 @@ TEST(ModelFromConfig, MissingKeys) {
     if (l["class_name"] == "Dense") l["config"].erase("units");
   EXPECT_THAT(error_of<ValueError>([&] { model_from_config(dc); }), HasSubstr("units"));
 }
+
+// Integers in a config: 2.0 (as JSON written by Python may hold) is 2; a fraction, a value out of
+// int64's range or a string is a ValueError naming the key, never a silent cast.
+TEST(ModelFromConfig, IntegerFieldsTakeIntegralFloatsAndRefuseOthers) {
+  Sequential s({layers::Dense(2)}, "s");
+  auto with_units = [&](const Config& units) {
+    Config c = s.config();
+    c["layers"][0]["config"]["units"] = units;
+    return c;
+  };
+  ModelPtr m = model_from_config(with_units(Config(2.0)));
+  EXPECT_EQ(m->config()["layers"][0]["config"]["units"], 2);
+  for (const Config& bad : {Config(2.5), Config(2e103), Config(-2e103), Config("2")})
+    EXPECT_THAT(error_of<ValueError>([&] { model_from_config(with_units(bad)); }), HasSubstr("units")) << bad.dump();
+}

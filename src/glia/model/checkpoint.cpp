@@ -12,6 +12,7 @@
 #include "glia/io/zip.h"
 #include "glia/model/model.h"
 #include "glia/model/weights_io.h"
+#include "glia/nn/config_int.h"
 #include "glia/version.h"
 
 namespace glia {
@@ -291,9 +292,9 @@ void BackupAndRestore::on_train_begin(const Logs&) {
   ResumePoint r;
   try {
     const Config& f = extra.at("fit");
-    r.epoch = f.at("epoch").get<int64_t>();
-    r.step = f.at("step").get<int64_t>();
-    r.pass_step = f.at("pass_step").get<int64_t>();
+    r.epoch = detail::config_int(f.at("epoch"), "epoch");
+    r.step = detail::config_int(f.at("step"), "step");
+    r.pass_step = detail::config_int(f.at("pass_step"), "pass_step");
     r.shuffle_state = f.at("shuffle_state").get<std::vector<uint64_t>>();
   } catch (const Config::exception& e) {
     throw IOError(backup_path(), std::string("not a backup of a fit (metadata.json's \"extra\"): ") + e.what());

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "glia/model/model.h"
+#include "glia/nn/config_int.h"
 #include "glia/nn/layers.h"
 
 namespace glia {
@@ -67,10 +68,10 @@ ModelPtr sequential_from(const Config& c) {
                s.dump());
     Shape shape;
     for (size_t i = 1; i < s.size(); ++i) {
-      GLIA_CHECK(s[i].is_number_integer() && s[i].get<int64_t>() >= 0, ValueError,
+      GLIA_CHECK(s[i].is_number_integer() && detail::config_int(s[i], "build_input_shape") >= 0, ValueError,
                  "model_from_config: the Sequential's \"build_input_shape\" must hold sizes after the batch, got ",
                  s.dump());
-      shape.push_back(s[i].get<int64_t>());
+      shape.push_back(detail::config_int(s[i], "build_input_shape"));
     }
     m->build_for({shape});
   }
@@ -83,9 +84,9 @@ std::pair<std::string, int64_t> node_ref(const Config& r, const std::string& whe
   GLIA_CHECK(r.is_array() && r.size() >= 2 && r[0].is_string() && r[1].is_number_integer(), ValueError,
              "model_from_config: ", where, ": expected [layer_name, call_index], got ", r.dump());
   if (r.size() >= 3)
-    GLIA_CHECK(r[2].is_number_integer() && r[2].get<int64_t>() == 0, ValueError, "model_from_config: ", where,
-               ": layers have a single output, got tensor index ", r[2].dump());
-  return {r[0].get<std::string>(), r[1].get<int64_t>()};
+    GLIA_CHECK(r[2].is_number_integer() && detail::config_int(r[2], where.c_str()) == 0, ValueError,
+               "model_from_config: ", where, ": layers have a single output, got tensor index ", r[2].dump());
+  return {r[0].get<std::string>(), detail::config_int(r[1], where.c_str())};
 }
 
 ModelPtr functional_from(const Config& c) {

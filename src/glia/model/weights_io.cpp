@@ -20,6 +20,7 @@
 #include "glia/io/safetensors.h"
 #include "glia/io/zip.h"
 #include "glia/model/model.h"
+#include "glia/nn/config_int.h"
 #include "glia/ops/functions.h"
 #include "glia/version.h"
 
@@ -123,7 +124,7 @@ Config parse_json_member(const std::map<std::string, std::string>& members, cons
 
 void check_format_version(const Config& meta, const std::string& path, int newest) {
   if (!meta.contains("format_version") || !meta["format_version"].is_number_integer() ||
-      meta["format_version"].get<int64_t>() > newest)
+      detail::config_int(meta["format_version"], "format_version") > newest)
     throw IOError(path, "metadata.json: format_version " +
                             (meta.contains("format_version") ? meta["format_version"].dump() : std::string("missing")) +
                             " is not one this Glia reads (up to " + std::to_string(newest) + ")");
@@ -272,7 +273,8 @@ ModelPtr load_model(const std::string& path) {
     o.loss_weights = c.at("loss_weights").get<std::vector<double>>();
     o.run_eagerly = c.at("run_eagerly").get<bool>();
     // Absent from files written before it existed.
-    if (c.contains("steps_per_execution")) o.steps_per_execution = c.at("steps_per_execution").get<int64_t>();
+    if (c.contains("steps_per_execution"))
+      o.steps_per_execution = detail::config_int(c.at("steps_per_execution"), "steps_per_execution");
     m->compile(std::move(o));
   } catch (const Config::exception& e) {
     throw IOError(path, std::string("config.json: malformed \"compile\": ") + e.what());

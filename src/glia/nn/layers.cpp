@@ -1,7 +1,10 @@
 // The built-in layers and their registration for from_config.
 #include "glia/nn/layers.h"
 
+#include <type_traits>
+
 #include "glia/autograd/autograd.h"
+#include "glia/nn/config_int.h"
 #include "glia/ops/functions.h"
 #include "glia/ops/image.h"
 
@@ -18,8 +21,8 @@ namespace {
 
 Config size2(const Size2& s) { return Config::array({s.h, s.w}); }
 Size2 size2(const Config& c) {
-  if (c.is_number()) return Size2(c.get<int64_t>());
-  return Size2(c.at(0).get<int64_t>(), c.at(1).get<int64_t>());
+  if (c.is_number()) return Size2(detail::config_int(c, "a size"));
+  return Size2(detail::config_int(c.at(0), "a size"), detail::config_int(c.at(1), "a size"));
 }
 Config init_cfg(const InitializerArg& a) { return initializers::to_config(a.get()); }
 Config reg_cfg(const RegularizerArg& a) { return a.get() ? regularizers::to_config(a.get()) : Config(); }
@@ -35,11 +38,16 @@ RegularizerArg reg_of(const Config& c, const char* key) {
 }
 template <class T>
 T get_or(const Config& c, const char* key, T def) {
-  return c.contains(key) && !c[key].is_null() ? c[key].get<T>() : def;
+  if (!c.contains(key) || c[key].is_null()) return def;
+  if constexpr (std::is_same_v<T, int64_t>)
+    return detail::config_int(c[key], key);
+  else
+    return c[key].get<T>();
 }
+int64_t int_at(const Config& c, const char* key) { return detail::config_int(c.at(key), key); }
 Shape shape_of(const Config& c, const char* key) {
   Shape s;
-  for (auto& v : c.at(key)) s.push_back(v.get<int64_t>());
+  for (auto& v : c.at(key)) s.push_back(detail::config_int(v, key));
   return s;
 }
 Config shape_cfg(const Shape& s) {
@@ -578,25 +586,24 @@ ActivationArg act_of(const Config& c) { return ActivationArg(get_or<std::string>
 const bool registered = [] {
   register_layer("Dense", [](const Config& c) -> LayerPtr {
     return std::make_shared<DenseImpl>(
-        c.at("units").get<int64_t>(),
-        DenseOptions{.activation = act_of(c),
-                     .use_bias = get_or(c, "use_bias", true),
-                     .kernel_initializer = init_of(c, "kernel_initializer", "glorot_uniform"),
-                     .bias_initializer = init_of(c, "bias_initializer", "zeros"),
-                     .kernel_regularizer = reg_of(c, "kernel_regularizer"),
-                     .bias_regularizer = reg_of(c, "bias_regularizer")});
+        int_at(c, "units"), DenseOptions{.activation = act_of(c),
+                                         .use_bias = get_or(c, "use_bias", true),
+                                         .kernel_initializer = init_of(c, "kernel_initializer", "glorot_uniform"),
+                                         .bias_initializer = init_of(c, "bias_initializer", "zeros"),
+                                         .kernel_regularizer = reg_of(c, "kernel_regularizer"),
+                                         .bias_regularizer = reg_of(c, "bias_regularizer")});
   });
   register_layer("Activation", [](const Config& c) -> LayerPtr { return std::make_shared<ActivationImpl>(act_of(c)); });
   register_layer("InputLayer", [](const Config& c) -> LayerPtr {
     Shape s;
     const Config& bs = c.at("batch_shape");
-    for (size_t i = 1; i < bs.size(); ++i) s.push_back(bs[i].is_null() ? -1 : bs[i].get<int64_t>());
+    for (size_t i = 1; i < bs.size(); ++i) s.push_back(bs[i].is_null() ? -1 : detail::config_int(bs[i], "batch_shape"));
     return std::make_shared<InputLayerImpl>(s, dtype_from_name(get_or<std::string>(c, "dtype", "float32")),
                                             get_or<std::string>(c, "name", ""));
   });
   register_layer("Conv2D", [](const Config& c) -> LayerPtr {
     return std::make_shared<Conv2DImpl>(
-        c.at("filters").get<int64_t>(), size2(c.at("kernel_size")),
+        int_at(c, "filters"), size2(c.at("kernel_size")),
         Conv2DOptions{.strides = size2(c.at("strides")),
                       .padding = get_or<std::string>(c, "padding", "valid"),
                       .dilation_rate = size2(c.at("dilation_rate")),
@@ -610,10 +617,10 @@ const bool registered = [] {
   });
   register_layer("Conv1D", [](const Config& c) -> LayerPtr {
     return std::make_shared<Conv1DImpl>(
-        c.at("filters").get<int64_t>(), c.at("kernel_size").at(0).get<int64_t>(),
-        Conv1DOptions{.strides = c.at("strides").at(0).get<int64_t>(),
+        int_at(c, "filters"), detail::config_int(c.at("kernel_size").at(0), "kernel_size"),
+        Conv1DOptions{.strides = detail::config_int(c.at("strides").at(0), "strides"),
                       .padding = get_or<std::string>(c, "padding", "valid"),
-                      .dilation_rate = c.at("dilation_rate").at(0).get<int64_t>(),
+                      .dilation_rate = detail::config_int(c.at("dilation_rate").at(0), "dilation_rate"),
                       .groups = get_or<int64_t>(c, "groups", 1),
                       .activation = act_of(c),
                       .use_bias = get_or(c, "use_bias", true),
@@ -680,7 +687,7 @@ const bool registered = [] {
   });
   register_layer("Embedding", [](const Config& c) -> LayerPtr {
     return std::make_shared<EmbeddingImpl>(
-        c.at("input_dim").get<int64_t>(), c.at("output_dim").get<int64_t>(),
+        int_at(c, "input_dim"), int_at(c, "output_dim"),
         EmbeddingOptions{.embeddings_initializer = init_of(c, "embeddings_initializer", "uniform"),
                          .embeddings_regularizer = reg_of(c, "embeddings_regularizer")});
   });

@@ -9,6 +9,7 @@
 #include <numbers>
 
 #include "glia/core/error.h"
+#include "glia/nn/config_int.h"
 
 namespace glia::optimizers::schedules {
 
@@ -106,11 +107,8 @@ double number(const Config& c, const char* cls, const char* key, std::optional<d
 int64_t integer(const Config& c, const char* cls, const char* key, std::optional<int64_t> def = {}) {
   auto it = c.find(key);
   if ((it == c.end() || it->is_null()) && def) return *def;
-  const Config& v = field(c, cls, key);
-  // Keras configs written by Python may hold 1000.0 for an integer.
-  GLIA_CHECK(v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>())),
-             ValueError, cls, ".from_config: '", key, "' must be an integer, got ", v.dump());
-  return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+  // Keras configs written by Python may hold 1000.0 for an integer (detail::config_int takes it).
+  return detail::config_int(field(c, cls, key), detail::str(cls, ".from_config: '", key, "'").c_str());
 }
 
 bool boolean(const Config& c, const char* cls, const char* key, bool def) {
@@ -167,7 +165,7 @@ const std::map<std::string, Factory>& factories() {
          std::vector<double> vs;
          for (const Config& x : b) {
            GLIA_CHECK(x.is_number(), ValueError, n, ".from_config: boundaries must be numbers, got ", x.dump());
-           bs.push_back(x.get<int64_t>());
+           bs.push_back(detail::config_int(x, "boundaries"));
          }
          for (const Config& x : v) {
            GLIA_CHECK(x.is_number(), ValueError, n, ".from_config: values must be numbers, got ", x.dump());
