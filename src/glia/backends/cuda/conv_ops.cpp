@@ -682,9 +682,10 @@ void avg_backward(KernelContext& k) {
 /// Per-channel vectors (gamma, statistics, scale) as contiguous float64 on the output's device.
 Tensor channel_vec(const KernelContext& k, size_t i) { return input_as(k, i, DType::f64).contiguous(); }
 
-/// Scratch for the partial sums of bn_partial_sums: [P, 2, C] doubles (at least one element).
+/// Scratch for the partial sums of bn_partial_sums: [P, 2, C] doubles (at least one element), in
+/// the plan's scratch window when there is one.
 Tensor partials(int64_t M, int64_t C, Device dev) {
-  return Tensor::empty({std::max<int64_t>(1, launch::bn_parts(M) * 2 * C)}, DType::f64, dev);
+  return detail::scratch_empty({std::max<int64_t>(1, launch::bn_parts(M) * 2 * C)}, DType::f64, dev);
 }
 
 void bn_train_forward(KernelContext& k) {
@@ -698,7 +699,7 @@ void bn_train_forward(KernelContext& k) {
   Tensor gamma = channel_vec(k, 1), beta = channel_vec(k, 2);
   Device dev = y.device();
   Tensor part = partials(M, C, dev);
-  Tensor stats = Tensor::empty({5 * C}, DType::f64, dev);  // mean, invstd, var, scale, shift
+  Tensor stats = detail::scratch_empty({5 * C}, DType::f64, dev);  // mean, invstd, var, scale, shift
   {
     DeviceGuard dg(dev.index);
     cudaStream_t s = stream(dev.index);
@@ -726,7 +727,7 @@ void bn_backward(KernelContext& k) {
   Tensor mean = channel_vec(k, 2), invstd = channel_vec(k, 3), gamma = channel_vec(k, 4);
   Device dev = dx.device();
   Tensor part = partials(M, C, dev);
-  Tensor coef = Tensor::empty({5 * C}, DType::f64, dev);  // dgamma, dbeta, then dx = g a + x b + d
+  Tensor coef = detail::scratch_empty({5 * C}, DType::f64, dev);  // dgamma, dbeta, then dx = g a + x b + d
   {
     DeviceGuard dg(dev.index);
     cudaStream_t s = stream(dev.index);

@@ -385,8 +385,14 @@ __global__ void optim_kernel(OptimArgs a) {
   double decay = lr * a.weight_decay;
   double alpha = 0;
   if constexpr (kRule == OptRule::Adam) {
-    double t = double(step + 1);
-    alpha = lr * sqrt(1 - pow(a.beta_2, t)) / (1 - pow(a.beta_1, t));
+    // The bias correction (two pow in double) once per block, not per thread.
+    __shared__ double block_alpha;
+    if (threadIdx.x == 0) {
+      double t = double(step + 1);
+      block_alpha = lr * sqrt(1 - pow(a.beta_2, t)) / (1 - pow(a.beta_1, t));
+    }
+    __syncthreads();
+    alpha = block_alpha;
   }
   const T tlr = T(lr), scale = T(a.grad_scale), clip = T(a.clipvalue), tdecay = T(decay), mom = T(a.momentum);
   const bool has_scale = a.grad_scale != 1.0, has_clip = a.clipvalue > 0, has_decay = decay != 0.0;

@@ -6,6 +6,7 @@
 #include "glia/autograd/autograd.h"
 #include "glia/backends/cuda/launch_reduce.h"
 #include "glia/backends/cuda/runtime.h"
+#include "glia/core/scratch.h"
 #include "glia/ops/op.h"
 
 namespace glia::cuda {
@@ -93,7 +94,7 @@ int64_t slices(int64_t R, int64_t want, int64_t min_len) {
 /// then each group's S partial results, in a fixed order: two passes that keep the GPU busy where
 /// one would run a handful of blocks.
 void reduce_in_slices(KernelContext& k, RedOp op, const Plan& p, int64_t S, const Tensor& out) {
-  Tensor part = Tensor::empty({p.outer * S * p.inner}, out.dtype(), out.device());
+  Tensor part = detail::scratch_empty({p.outer * S * p.inner}, out.dtype(), out.device());
   launch_reduce(k, op, Plan{p.x, p.outer * S, p.R / S, p.inner}, &part, nullptr);
   launch_reduce(k, op, Plan{part, p.outer, S, p.inner}, &out, nullptr);
 }
@@ -178,7 +179,7 @@ DType acc_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
 
 /// `out` itself when it has dtype d, else a temporary of dtype d to copy into `out` afterwards.
 Tensor as_target(const Tensor& out, DType d) {
-  return out.dtype() == d ? out : Tensor::empty(out.shape(), d, out.device());
+  return out.dtype() == d ? out : detail::scratch_empty(out.shape(), d, out.device());
 }
 
 void finish_target(const Tensor& tmp, const Tensor& out) {
@@ -229,7 +230,7 @@ void ln_backward(KernelContext& k) {
   Tensor gamma = input_as(k, 4, a).contiguous();
   Tensor dgamma = as_target(dgamma_out, a), dbeta = as_target(dbeta_out, a);
   int dev = dx.device().index;
-  Tensor partial = Tensor::empty({2 * launch::layer_norm_bwd_chunks(R) * H}, DType::f64, dx.device());
+  Tensor partial = detail::scratch_empty({2 * launch::layer_norm_bwd_chunks(R) * H}, DType::f64, dx.device());
   {
     DeviceGuard g(dev);
     bool ok = launch::layer_norm_bwd(gr.data_ptr(), x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), gamma.data_ptr(),
