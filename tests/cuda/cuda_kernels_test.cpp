@@ -92,6 +92,51 @@ TEST(CudaCopy, PinnedTensorsCopyAsynchronouslyAndSafely) {
         << "copy " << i;
 }
 
+// Batches made in page-locked memory (what fit does on a GPU): the rows of ordinary batches, in
+// both of batch's paths (rows gathered from from_tensors, elements stacked after a map), each
+// component pinned, contiguous and of its dtype; and they copy to the GPU intact.
+TEST(CudaCopy, PinnedBatchesHoldTheSameRows) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = rnd({10, 3, 2}, DType::f32), y = arange(10);
+  for (bool stacked : {false, true}) {
+    data::Dataset ds = data::Dataset::from_tensors({x, y}).shuffle(10, 7, false);
+    if (stacked) ds = ds.map([](data::Element e) { return e; });
+    std::vector<data::Element> plain, pinned;
+    for (const data::Element& b : ds.batch(4)) plain.push_back(b);
+    for (const data::Element& b : ds.batch(4, false, true)) pinned.push_back(b);
+    ASSERT_EQ(pinned.size(), 3u);
+    ASSERT_EQ(plain.size(), pinned.size());
+    for (size_t i = 0; i < plain.size(); ++i)
+      for (size_t c = 0; c < 2; ++c) {
+        const Tensor& p = pinned[i][c];
+        EXPECT_TRUE(cuda::is_pinned(p)) << "batch " << i << " component " << c << " stacked " << stacked;
+        EXPECT_TRUE(p.is_contiguous());
+        EXPECT_EQ(p.dtype(), plain[i][c].dtype());
+        EXPECT_TRUE(testing::all_close(p, plain[i][c], 0, 0)) << "batch " << i << " component " << c;
+        EXPECT_TRUE(testing::all_close(p.to(kGpu).to(Device::cpu()), plain[i][c], 0, 0));
+      }
+  }
+  // Batches of 1 MiB or more are gathered on several threads: the same rows, the last one short.
+  Tensor big = rnd({2500, 1024}, DType::f32);
+  data::Dataset bds = data::Dataset::from_tensors({big}).shuffle(2500, 3, false);
+  std::vector<Tensor> plain_big, pinned_big;
+  for (const data::Element& b : bds.batch(1024)) plain_big.push_back(b[0]);
+  for (const data::Element& b : bds.batch(1024, false, true)) pinned_big.push_back(b[0]);
+  ASSERT_EQ(pinned_big.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(cuda::is_pinned(pinned_big[i]));
+    EXPECT_TRUE(testing::all_close(pinned_big[i], plain_big[i], 0, 0)) << "big batch " << i;
+  }
+  Tensor e = cuda::empty_pinned({3, 0, 2}, DType::i64);
+  EXPECT_EQ(e.shape(), (Shape{3, 0, 2}));
+  EXPECT_EQ(e.dtype(), DType::i64);
+  Tensor f = cuda::empty_pinned({5, 4}, DType::bf16);
+  EXPECT_TRUE(cuda::is_pinned(f));
+  EXPECT_EQ(f.shape(), (Shape{5, 4}));
+  EXPECT_TRUE(f.is_contiguous());
+  EXPECT_THROW(cuda::empty_pinned({2, -1}), ShapeError);
+}
+
 TEST(CudaCopy, CastBetweenDTypes) {
   SKIP_WITHOUT_GPU();
   const DType all[] = {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8, DType::b8};

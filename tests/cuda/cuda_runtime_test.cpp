@@ -78,6 +78,10 @@ TEST(CudaRuntime, FirstUseWithoutGpuThrowsDeviceErrorNamingDeviceAndReason) {
   // Page-locked memory needs CUDA too; a tensor is never pinned without it.
   EXPECT_THAT(device_error([] { cuda::pin_memory(ones({4})); }),
               AnyOf(HasSubstr("no CUDA GPU is available"), HasSubstr("no CUDA support")));
+  EXPECT_THAT(device_error([] { cuda::empty_pinned({4}); }),
+              AnyOf(HasSubstr("no CUDA GPU is available"), HasSubstr("no CUDA support")));
+  EXPECT_THAT(device_error([] { data::Dataset::from_tensors({ones({4})}).batch(2, false, true); }),
+              HasSubstr("pin_memory needs a CUDA GPU"));
   EXPECT_FALSE(cuda::is_pinned(ones({4})));
   EXPECT_FALSE(cuda::is_pinned(Tensor()));
 }

@@ -37,8 +37,13 @@ bool conv_autotune();
 /// when it is pinned already. Copies from a pinned tensor to a GPU run asynchronously, straight from
 /// its memory (PyTorch's `pin_memory()` with `non_blocking=True`): the tensor must not be written
 /// until they are done (cuda::synchronize), though it may be dropped at once. fit, evaluate and
-/// predict on a GPU pin their batches on the prefetch thread. Throws DeviceError without a GPU.
+/// predict on a GPU build their batches in it (Dataset::batch with pin_memory). Throws DeviceError
+/// without a GPU.
 Tensor pin_memory(const Tensor& t);
+/// A new contiguous CPU tensor in page-locked host memory (uninitialized), from the same caching
+/// allocator: for data written once and then copied to a GPU (a batch gathered straight into it).
+/// Throws DeviceError without a GPU.
+Tensor empty_pinned(IntList shape, DType dtype = DType::f32);
 /// Whether t is a CPU tensor in page-locked host memory (false without a GPU).
 bool is_pinned(const Tensor& t);
 

@@ -76,8 +76,10 @@ class Dataset {
   /// (so glia::manual_seed repeats runs). With reshuffle_each_iteration, each pass has a new order.
   Dataset shuffle(int64_t buffer_size, std::optional<uint64_t> seed = {}, bool reshuffle_each_iteration = true) const;
   /// Stacks `n` consecutive elements into one (a new leading dimension); the last batch is smaller
-  /// unless drop_remainder.
-  Dataset batch(int64_t n, bool drop_remainder = false) const;
+  /// unless drop_remainder. With pin_memory, the batches of CPU tensors are made in page-locked
+  /// memory (cuda::empty_pinned), so that their copies to a GPU run asynchronously with no further
+  /// copy (PyTorch's DataLoader(pin_memory=True)); that needs a GPU (DeviceError here otherwise).
+  Dataset batch(int64_t n, bool drop_remainder = false, bool pin_memory = false) const;
   /// Applies fn to each element (without recording gradients).
   Dataset map(MapFn fn) const;
   /// Repeats the dataset `count` times (-1: forever). Each repetition is a new pass of this dataset.

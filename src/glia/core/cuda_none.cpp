@@ -25,6 +25,9 @@ bool conv_autotune() { return false; }
 Tensor pin_memory(const Tensor&) {
   throw DeviceError("cuda::pin_memory: this build of Glia has no CUDA support (page-locked memory needs it)");
 }
+Tensor empty_pinned(IntList, DType) {
+  throw DeviceError("cuda::empty_pinned: this build of Glia has no CUDA support (page-locked memory needs it)");
+}
 bool is_pinned(const Tensor&) { return false; }
 }  // namespace cuda
 

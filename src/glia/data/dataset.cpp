@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/cuda.h"
 #include "glia/core/random.h"
 #include "glia/ops/shape_ops.h"
 
@@ -33,34 +34,52 @@ bool PassIterator::next_row(int64_t&) {
 
 namespace {
 
-// The rows `idx` of each of `src` (contiguous CPU tensors) as new contiguous tensors.
-Element gather_rows(const Element& src, const std::vector<int64_t>& idx) {
+// A new contiguous CPU tensor for a batch: page-locked with `pinned`.
+Tensor batch_tensor(const Shape& shape, DType dtype, bool pinned) {
+  return pinned ? cuda::empty_pinned(shape, dtype) : Tensor::empty(shape, dtype);
+}
+
+// The rows `idx` of each of `src` (contiguous CPU tensors) as new contiguous tensors. Batches for a
+// GPU (`pinned`) of 1 MiB or more are gathered on a few threads: the cores are free while a GPU
+// trains, and one thread's copy (~0.4 ms for a batch of 1024 MNIST images) would bound the step.
+Element gather_rows(const Element& src, const std::vector<int64_t>& idx, bool pinned) {
   Element out;
   out.reserve(src.size());
   const auto k = static_cast<int64_t>(idx.size());
   for (const Tensor& t : src) {
     Shape shape = t.shape();
     shape[0] = k;
-    Tensor dst = Tensor::empty(shape, t.dtype(), t.device());
+    Tensor dst = batch_tensor(shape, t.dtype(), pinned);
     const size_t row = t.size(0) ? t.nbytes() / static_cast<size_t>(t.size(0)) : 0;
     out.push_back(dst);
     if (row == 0) continue;
     const auto* s = static_cast<const char*>(t.data_ptr());
     auto* d = static_cast<char*>(dst.data_ptr());
-    // Runs of consecutive rows (an unshuffled dataset) go in one copy.
-    for (int64_t i = 0; i < k;) {
-      int64_t j = i + 1;
-      while (j < k && idx[j] == idx[j - 1] + 1) ++j;
-      std::memcpy(d + static_cast<size_t>(i) * row, s + static_cast<size_t>(idx[i]) * row,
-                  static_cast<size_t>(j - i) * row);
-      i = j;
+    // Rows [lo, hi); runs of consecutive rows (an unshuffled dataset) go in one copy.
+    auto copy_rows = [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi;) {
+        int64_t j = i + 1;
+        while (j < hi && idx[j] == idx[j - 1] + 1) ++j;
+        std::memcpy(d + static_cast<size_t>(i) * row, s + static_cast<size_t>(idx[i]) * row,
+                    static_cast<size_t>(j - i) * row);
+        i = j;
+      }
+    };
+    const int threads = pinned && static_cast<size_t>(k) * row >= (size_t{1} << 20)
+                            ? static_cast<int>(std::min<int64_t>({4, k, std::max(1, omp_get_num_procs() / 2)}))
+                            : 1;
+    if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+      for (int q = 0; q < threads; ++q) copy_rows(k * q / threads, k * (q + 1) / threads);
+    } else {
+      copy_rows(0, k);
     }
   }
   return out;
 }
 
 // Stacks elements of equal structure along a new leading dimension.
-Element stack_elements(const std::vector<Element>& elems) {
+Element stack_elements(const std::vector<Element>& elems, bool pinned) {
   const Element& first = elems.front();
   for (size_t e = 1; e < elems.size(); ++e) {
     GLIA_CHECK(elems[e].size() == first.size(), ValueError, "batch: element ", e, " of the batch has ", elems[e].size(),
@@ -84,7 +103,7 @@ Element stack_elements(const std::vector<Element>& elems) {
     }
     Shape shape{static_cast<int64_t>(elems.size())};
     for (int64_t d : first[c].shape()) shape.push_back(d);
-    Tensor dst = Tensor::empty(shape, first[c].dtype(), first[c].device());
+    Tensor dst = batch_tensor(shape, first[c].dtype(), pinned);
     auto* d = static_cast<char*>(dst.data_ptr());
     const size_t bytes = first[c].nbytes();
     for (size_t e = 0; e < elems.size(); ++e) {
@@ -268,7 +287,7 @@ std::unique_ptr<PassIterator> ShuffleNode::start() const {
 
 class BatchNode final : public Unary {
  public:
-  BatchNode(NodePtr up, int64_t n, bool drop) : Unary(std::move(up)), n_(n), drop_(drop) {}
+  BatchNode(NodePtr up, int64_t n, bool drop, bool pin) : Unary(std::move(up)), n_(n), drop_(drop), pin_(pin) {}
   std::unique_ptr<PassIterator> start() const override;
   std::optional<int64_t> cardinality() const override {
     auto c = up_->cardinality();
@@ -278,7 +297,7 @@ class BatchNode final : public Unary {
 
  private:
   int64_t n_;
-  bool drop_;
+  bool drop_, pin_;
   friend class BatchIter;
 };
 
@@ -291,14 +310,14 @@ class BatchIter final : public PassIterator {
       int64_t r;
       while (static_cast<int64_t>(idx_.size()) < node_.n_ && up_->next_row(r)) idx_.push_back(r);
       if (idx_.empty() || (node_.drop_ && static_cast<int64_t>(idx_.size()) < node_.n_)) return false;
-      out = gather_rows(*rows, idx_);
+      out = gather_rows(*rows, idx_, node_.pin_);
       return true;
     }
     std::vector<Element> elems;
     Element e;
     while (static_cast<int64_t>(elems.size()) < node_.n_ && up_->next(e)) elems.push_back(std::move(e));
     if (elems.empty() || (node_.drop_ && static_cast<int64_t>(elems.size()) < node_.n_)) return false;
-    out = stack_elements(elems);
+    out = stack_elements(elems, node_.pin_);
     return true;
   }
 
@@ -621,9 +640,11 @@ Dataset Dataset::shuffle(int64_t buffer_size, std::optional<uint64_t> seed, bool
   return Dataset(std::make_shared<ShuffleNode>(node_, buffer_size, *seed, reshuffle_each_iteration));
 }
 
-Dataset Dataset::batch(int64_t n, bool drop_remainder) const {
+Dataset Dataset::batch(int64_t n, bool drop_remainder, bool pin_memory) const {
   GLIA_CHECK(n >= 1, ValueError, "Dataset::batch: batch size must be at least 1, got ", n);
-  return Dataset(std::make_shared<BatchNode>(node_, n, drop_remainder));
+  GLIA_CHECK(!pin_memory || cuda::is_available(), DeviceError,
+             "Dataset::batch: pin_memory needs a CUDA GPU, and none can be used (", cuda::describe(), ")");
+  return Dataset(std::make_shared<BatchNode>(node_, n, drop_remainder, pin_memory));
 }
 
 Dataset Dataset::map(MapFn fn) const {

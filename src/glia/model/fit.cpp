@@ -45,16 +45,10 @@ Tensor class_weights(const Tensor& y, const std::map<int64_t, double>& cw) {
 }
 
 /// The batches fit, evaluate and predict make of tensors, produced on a background thread; for a
-/// model on a GPU, in page-locked memory (copied there on that thread), so that each step's copy to
-/// the device is asynchronous and the step's own thread copies nothing.
+/// model on a GPU, gathered straight into page-locked memory, so that each step's copy to the
+/// device is asynchronous and neither thread copies a batch twice.
 data::Dataset batches(const data::Dataset& ds, int64_t batch_size, const std::optional<Device>& device) {
-  data::Dataset b = ds.batch(batch_size);
-  if (device && device->is_cuda())
-    b = b.map([](data::Element e) {
-      for (Tensor& t : e) t = cuda::pin_memory(t);
-      return e;
-    });
-  return b.prefetch(2);
+  return ds.batch(batch_size, false, device && device->is_cuda()).prefetch(2);
 }
 
 /// Splits a dataset element into inputs, targets and an optional sample weight.

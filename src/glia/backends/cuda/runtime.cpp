@@ -255,15 +255,21 @@ Tensor pin_memory(const Tensor& t) {
              t.defined() ? t.device().str() : std::string("an undefined tensor"));
   GLIA_CHECK(t.storage(), ValueError, "cuda::pin_memory: expected a tensor with data, got a symbolic one");
   if (is_pinned(t)) return t;
+  Tensor out = empty_pinned(t.shape(), t.dtype());
+  no_grad guard;
+  if (out.numel() > 0) out.copy_(t);
+  return out;
+}
+
+Tensor empty_pinned(IntList shape, DType dtype) {
+  for (int64_t d : shape)
+    GLIA_CHECK(d >= 0, ShapeError, "cuda::empty_pinned: negative dimension in shape ", to_string(shape));
   ensure_device(0);
-  size_t n = static_cast<size_t>(t.numel()) * t.itemsize();
+  size_t n = static_cast<size_t>(glia::numel(shape)) * glia::itemsize(dtype);
   detail::BlockCache& cache = pinned_cache();
   void* p = cache.allocate(n);
   auto storage = std::make_shared<Storage>(p, n, Device::cpu(), [&cache, n](void* q) { cache.deallocate(q, n); });
-  Tensor out = Tensor::make_view(storage, t.shape(), contiguous_strides(t.shape()), 0, t.dtype());
-  no_grad guard;
-  if (n > 0) out.copy_(t);
-  return out;
+  return Tensor::make_view(storage, shape, contiguous_strides(shape), 0, dtype);
 }
 
 launch::Dt dt(DType t) { return static_cast<launch::Dt>(static_cast<int>(t)); }
