@@ -19,9 +19,7 @@ ScratchScope::~ScratchScope() { t_window = prev_; }
 
 Tensor scratch_empty(IntList shape, DType dtype, Device device) {
   ScratchWindow* w = t_window;
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  int64_t bytes = n * static_cast<int64_t>(itemsize(dtype));
+  int64_t bytes = glia::numel(shape) * static_cast<int64_t>(itemsize(dtype));
   if (w && w->storage && w->storage->device() == device && bytes > 0 && w->end - w->next >= bytes) {
     int64_t at = w->next;
     w->next = (at + bytes + kScratchAlign - 1) / kScratchAlign * kScratchAlign;
