@@ -72,7 +72,7 @@ TEST(CudaCompare, EveryComparisonDTypesViewsBroadcastAndNumbers) {
       const std::string& nm = entry.first;
       const auto& op = entry.second;
       SCOPED_TRACE(nm + " " + name(dt));
-      Tensor a = make({6, 4, 5}), b = make({5, 1}), c = make({4, 5, 6});
+      Tensor a = make({6, 4, 5}), b = make({4, 1}), c = make({4, 5, 6});
       Tensor g = op(a.to(kGpu), b.to(kGpu));
       EXPECT_EQ(g.dtype(), DType::b8);
       EXPECT_TRUE(testing::all_close(g.to(Device::cpu()), op(a, b), 0, 0)) << "broadcast";
@@ -267,6 +267,8 @@ TEST(CudaMath, UnaryOpsGradientsAndSecondOrder) {
     EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return c.f(v[0]); }, {x}, {0}, 1e-10, 1e-12)) << c.name;
     EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return c.f(v[0].t()); }, {x}, {0}, 1e-10, 1e-12)) << c.name << " view";
     // The gradient of the gradient: its rule runs these ops (and where, comparisons) on the GPU too.
+    // Leaky ReLU's gradient is piecewise constant in x (no graph back to x): no second order.
+    if (c.name.rfind("leaky_relu", 0) == 0) continue;
     Fn dx = [&](const std::vector<Tensor>& v) { return grad({sum(c.f(v[0]))}, {v[0]}, {.create_graph = true})[0]; };
     EXPECT_TRUE(same_grads_on_gpu(dx, {x}, {0}, 1e-9, 1e-11)) << c.name << " second order";
   }

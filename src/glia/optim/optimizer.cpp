@@ -187,8 +187,9 @@ void Optimizer::step_all(const std::vector<Tensor>& grads, const std::vector<Ten
                " but its variable has shape ", to_string(p.shape()));
     GLIA_CHECK(g.is_floating_point(), DTypeError, fn, ": gradient ", i, " has dtype ", glia::name(g.dtype()),
                ", expected a floating dtype");
-    GLIA_CHECK(g.device() == p.device(), DeviceError, fn, ": gradient ", i, " is on ", g.device().str(),
-               " but its variable is on ", p.device().str());
+    // A traced gradient is symbolic and has no device of its own (the plan that runs the graph has).
+    GLIA_CHECK(g.is_symbolic() || g.device() == p.device(), DeviceError, fn, ": gradient ", i, " is on ",
+               g.device().str(), " but its variable is on ", p.device().str());
   }
   GLIA_CHECK(any, ValueError, fn, ": no gradients provided for any variable (all ", params.size(), " are undefined)");
 
