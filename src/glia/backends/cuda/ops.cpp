@@ -2,6 +2,7 @@
 // and matmul (cuBLAS); sum is with the other reductions in reduce_ops.cpp. Each registers with
 // GLIA_KERNEL(op, CUDA, ...) beside the CPU kernel.
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "glia/autograd/autograd.h"
@@ -107,6 +108,9 @@ GLIA_KERNEL(matmul, CUDA, [](KernelContext& k) {
   int64_t nb = 1;
   for (int64_t d : batch) nb *= d;
   if (out.numel() == 0) return;
+  constexpr int64_t kMax = std::numeric_limits<int>::max();  // cuBLAS takes int sizes
+  GLIA_CHECK(M <= kMax && N <= kMax && K <= kMax && nb <= kMax, ShapeError, "matmul on ", out.device().str(),
+             ": sizes up to ", kMax, " each; got M = ", M, ", N = ", N, ", K = ", K, ", batches = ", nb);
   no_grad guard;  // expanded / contiguous operands are temporaries
   if (K == 0) {
     fill(out, 0);
