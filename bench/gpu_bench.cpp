@@ -11,6 +11,7 @@
 // measures max_memory_allocated the same way). The CPU data is never on the device.
 // Usage: gpu_bench cnn|mlp|resnet18 [steps] [compiled|eager] [device] [steps_per_execution]
 //        (device default cuda, steps_per_execution default 1)
+//        GLIA_BENCH_BATCH=N overrides the batch size (smoke runs on the CPU emulator: gpu_bench_emulated)
 #include <glia/core/cuda.h>
 #include <glia/glia.h>
 #include <glia/model/zoo.h>
@@ -45,7 +46,14 @@ int main(int argc, char** argv) {
     const char* tf32_env = std::getenv("GLIA_BENCH_TF32");
     const bool tf32 = tf32_env && std::string(tf32_env) == "1";
     if (dev.is_cuda()) cuda::set_allow_tf32(tf32);
-    const int64_t batch = which == "mlp" ? 1024 : 256;
+    // GLIA_BENCH_BATCH overrides the batch size (for a smoke run on the CPU emulator, where a
+    // ResNet-18 step of batch 256 would take hours); the printed names carry it.
+    const char* batch_env = std::getenv("GLIA_BENCH_BATCH");
+    const int64_t batch = batch_env ? std::stoll(batch_env) : which == "mlp" ? 1024 : 256;
+    if (batch < 1) {
+      std::cerr << "gpu_bench: GLIA_BENCH_BATCH must be >= 1, got " << batch_env << "\n";
+      return 2;
+    }
     const Shape image = which == "mlp" ? Shape{28, 28, 1} : Shape{32, 32, 3};
     const int64_t warmup_steps = 5;
     manual_seed(0);

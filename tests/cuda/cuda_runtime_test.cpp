@@ -141,6 +141,27 @@ TEST(CudaRuntime, OpsAcrossDevicesNameBothDevices) {
   }
 }
 
+// With two GPUs (the emulated tests run with two): tensors move between them (with autograd), ops
+// run on the second one, and an op mixing the two names both.
+TEST(CudaRuntime, TwoGpusCopyComputeAndNameEachOther) {
+  if (cuda::device_count() < 2) GTEST_SKIP() << "needs two CUDA GPUs; found " << cuda::device_count();
+  const Device d0 = Device::cuda(0), d1 = Device::cuda(1);
+  Tensor a = testing::uniform({5, 7}, -1, 1, DType::f32), b = testing::uniform({7, 3}, -1, 1, DType::f32);
+  Tensor a0 = a.to(d0), a1 = a0.to(d1);
+  EXPECT_EQ(a1.device(), d1);
+  EXPECT_TRUE(testing::all_close(a1.to(Device::cpu()), a, 0, 0));
+  Tensor p = matmul(a1, b.to(d1));
+  EXPECT_EQ(p.device(), d1);
+  EXPECT_TRUE(testing::all_close(p.to(Device::cpu()), matmul(a, b), 1e-5, 1e-6));
+  Tensor x = a.clone();
+  x.requires_grad_(true);
+  sum(x.to(d0).to(d1) * 3.0).backward();
+  EXPECT_TRUE(testing::all_close(x.grad(), full(a.shape(), 3.0), 0, 0));
+  std::string msg = device_error([&] { add(a0, a1); });
+  EXPECT_THAT(msg, HasSubstr("cuda:0"));
+  EXPECT_THAT(msg, HasSubstr("cuda:1"));
+}
+
 // Moving a tensor that requires grad is recorded by autograd (the gradient moves back); the
 // move itself still needs the device, so without a GPU it is the usual DeviceError.
 TEST(CudaRuntime, MovingATensorThatRequiresGradIsRecorded) {

@@ -20,6 +20,9 @@ constexpr Device kGpu = Device::cuda(0);
     GTEST_SKIP() << "no CUDA GPU: " << (cuda::built_with_cuda() ? "none found" : "this build has no CUDA support"); \
   }
 
+/// True on the CPU emulator of tools/cuda-emu (libglia_emulated), whose GPU threads run one at a time.
+inline bool emulated() { return cuda::describe().find("CUDA emulator") != std::string::npos; }
+
 inline Tensor rnd(IntList shape, DType dt, double lo = -2.0, double hi = 2.0) {
   return testing::uniform(shape, lo, hi, DType::f64).to(dt);
 }

@@ -1,0 +1,442 @@
+// CUDA emulator (tools/cuda-emu): cuBLAS on the CPU (see include/cublas_v2.h for what is emulated). Matrix products
+// are naive loops with double sums; each call checks its arguments as cuBLAS does, then queues its work on the
+// handle's stream with everything it needs copied into the closure (the call's arguments may be gone when it runs).
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "emu.h"
+
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+  void* workspace = nullptr;  // the user's (cublasSetWorkspace), null for the library's own
+  size_t workspace_bytes = 0;
+  cublasMath_t math = CUBLAS_DEFAULT_MATH;
+  cublasPointerMode_t pointer_mode = CUBLAS_POINTER_MODE_HOST;
+};
+
+namespace {
+
+// --- 16-bit floats (the conversions of cuda_fp16.h / cuda_bf16.h) and TF32
+
+using glia_emu::to_tf32;
+uint16_t float_to_half(float f) { return glia_emu::f32_to_f16_bits(f); }
+float half_to_float(uint16_t h) { return glia_emu::f16_bits_to_f32(h); }
+uint16_t float_to_bf16(float f) { return glia_emu::f32_to_bf16_bits(f); }
+float bf16_to_float(uint16_t b) { return glia_emu::bf16_bits_to_f32(b); }
+
+// --- the product
+
+/// How float operands are rounded before the products (the compute type's inputs).
+enum class Round { None, Tf32, Half, Bf16 };
+
+double load(const void* p, cudaDataType_t t, int64_t i, Round r) {
+  switch (t) {
+    case CUDA_R_64F:
+      return static_cast<const double*>(p)[i];
+    case CUDA_R_16F:
+      return half_to_float(static_cast<const uint16_t*>(p)[i]);
+    case CUDA_R_16BF:
+      return bf16_to_float(static_cast<const uint16_t*>(p)[i]);
+    default: {
+      float f = static_cast<const float*>(p)[i];
+      return r == Round::Tf32   ? to_tf32(f)
+             : r == Round::Half ? half_to_float(float_to_half(f))
+             : r == Round::Bf16 ? bf16_to_float(float_to_bf16(f))
+                                : f;
+    }
+  }
+}
+
+void store(void* p, cudaDataType_t t, int64_t i, double v) {
+  switch (t) {
+    case CUDA_R_64F:
+      static_cast<double*>(p)[i] = v;
+      break;
+    case CUDA_R_16F:  // through float, as the float compute type rounds
+      static_cast<uint16_t*>(p)[i] = float_to_half(static_cast<float>(v));
+      break;
+    case CUDA_R_16BF:
+      static_cast<uint16_t*>(p)[i] = float_to_bf16(static_cast<float>(v));
+      break;
+    default:
+      static_cast<float*>(p)[i] = static_cast<float>(v);
+  }
+}
+
+size_t type_size(cudaDataType_t t) { return t == CUDA_R_64F ? 8 : t == CUDA_R_16F || t == CUDA_R_16BF ? 2 : 4; }
+
+/// One strided batched product, with the scalars' values (or, in device pointer mode, where to read them).
+struct Gemm {
+  bool ta, tb;
+  int64_t m, n, k;
+  const void *A, *B;
+  void* C;
+  cudaDataType_t at, bt, ct;
+  int64_t lda, ldb, ldc, sa, sb, sc;
+  int64_t batches;
+  Round round;
+  double alpha, beta;
+  const void *alpha_ptr, *beta_ptr;  // device pointer mode: read when the work runs
+  int scalar;                        // the scalars' type: 0 float, 1 double, 2 half
+
+  void operator()() const {
+    double al = alpha, be = beta;
+    if (alpha_ptr) {
+      al = read_scalar(alpha_ptr, scalar);
+      be = read_scalar(beta_ptr, scalar);
+    }
+    std::vector<double> a, b;  // op(A) row-major m x k, op(B) column-major k x n: both with k contiguous
+    bool have_a = false, have_b = false;
+    for (int64_t i = 0; i < batches; ++i) {
+      void* c = static_cast<char*>(C) + i * sc * static_cast<int64_t>(type_size(ct));
+      if (al == 0 || k == 0) {  // C = beta C, A and B unread (as BLAS)
+        for (int64_t col = 0; col < n; ++col)
+          for (int64_t row = 0; row < m; ++row) {
+            int64_t ci = row + col * ldc;
+            store(c, ct, ci, be == 0 ? 0.0 : be * load(c, ct, ci, Round::None));
+          }
+        continue;
+      }
+      if (!have_a || sa != 0) {
+        const void* ap = static_cast<const char*>(A) + i * sa * static_cast<int64_t>(type_size(at));
+        a.resize(static_cast<size_t>(m * k));
+        for (int64_t row = 0; row < m; ++row)
+          for (int64_t l = 0; l < k; ++l)
+            a[static_cast<size_t>(row * k + l)] = load(ap, at, ta ? l + row * lda : row + l * lda, round);
+        have_a = true;
+      }
+      if (!have_b || sb != 0) {
+        const void* bp = static_cast<const char*>(B) + i * sb * static_cast<int64_t>(type_size(bt));
+        b.resize(static_cast<size_t>(k * n));
+        for (int64_t col = 0; col < n; ++col)
+          for (int64_t l = 0; l < k; ++l)
+            b[static_cast<size_t>(col * k + l)] = load(bp, bt, tb ? col + l * ldb : l + col * ldb, round);
+        have_b = true;
+      }
+      for (int64_t col = 0; col < n; ++col) {
+        const double* bc = b.data() + col * k;
+        for (int64_t row = 0; row < m; ++row) {
+          const double* ar = a.data() + row * k;
+          double s = 0;
+          for (int64_t l = 0; l < k; ++l) s += ar[l] * bc[l];
+          int64_t ci = row + col * ldc;
+          store(c, ct, ci, be == 0 ? al * s : al * s + be * load(c, ct, ci, Round::None));
+        }
+      }
+    }
+  }
+
+  static double read_scalar(const void* p, int type) {
+    return type == 1   ? *static_cast<const double*>(p)
+           : type == 2 ? half_to_float(*static_cast<const uint16_t*>(p))
+                       : *static_cast<const float*>(p);
+  }
+};
+
+bool is_type(cudaDataType_t t) { return t == CUDA_R_32F || t == CUDA_R_64F || t == CUDA_R_16F || t == CUDA_R_16BF; }
+
+/// The scalar type (0 float, 1 double, 2 half) of a supported combination of compute and data types, else -1.
+int combination(cublasComputeType_t compute, cudaDataType_t at, cudaDataType_t bt, cudaDataType_t ct) {
+  if (at != bt) return -1;
+  switch (compute) {
+    case CUBLAS_COMPUTE_32F:
+    case CUBLAS_COMPUTE_32F_PEDANTIC:
+      if (at == CUDA_R_32F) return ct == CUDA_R_32F ? 0 : -1;
+      if (at == CUDA_R_16F || at == CUDA_R_16BF) return ct == at || ct == CUDA_R_32F ? 0 : -1;
+      return -1;
+    case CUBLAS_COMPUTE_32F_FAST_TF32:
+    case CUBLAS_COMPUTE_32F_FAST_16F:
+    case CUBLAS_COMPUTE_32F_FAST_16BF:
+      return at == CUDA_R_32F && ct == CUDA_R_32F ? 0 : -1;
+    case CUBLAS_COMPUTE_64F:
+    case CUBLAS_COMPUTE_64F_PEDANTIC:
+      return at == CUDA_R_64F && ct == CUDA_R_64F ? 1 : -1;
+    case CUBLAS_COMPUTE_16F:
+    case CUBLAS_COMPUTE_16F_PEDANTIC:
+      return at == CUDA_R_16F && ct == CUDA_R_16F ? 2 : -1;
+    default:
+      return -1;
+  }
+}
+
+bool is_compute_type(cublasComputeType_t c) {
+  switch (c) {
+    case CUBLAS_COMPUTE_16F:
+    case CUBLAS_COMPUTE_16F_PEDANTIC:
+    case CUBLAS_COMPUTE_32F:
+    case CUBLAS_COMPUTE_32F_PEDANTIC:
+    case CUBLAS_COMPUTE_32F_FAST_16F:
+    case CUBLAS_COMPUTE_32F_FAST_16BF:
+    case CUBLAS_COMPUTE_32F_FAST_TF32:
+    case CUBLAS_COMPUTE_64F:
+    case CUBLAS_COMPUTE_64F_PEDANTIC:
+    case CUBLAS_COMPUTE_32I:
+    case CUBLAS_COMPUTE_32I_PEDANTIC:
+      return true;
+  }
+  return false;
+}
+
+bool is_algo(cublasGemmAlgo_t a) {
+  return (a >= CUBLAS_GEMM_DEFAULT && a <= CUBLAS_GEMM_ALGO23) ||
+         (a >= CUBLAS_GEMM_DEFAULT_TENSOR_OP && a <= CUBLAS_GEMM_ALGO15_TENSOR_OP);
+}
+
+bool is_op(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; }
+
+cublasStatus_t fail(cublasStatus_t st, const char* what) {
+  std::fprintf(stderr, "CUDA emulator: cublasGemmStridedBatchedEx: %s\n", what);
+  return st;
+}
+
+}  // namespace
+
+cublasStatus_t cublasCreate(cublasHandle_t* handle) {
+  if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
+  *handle = new cublasContext;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  delete handle;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetVersion(cublasHandle_t handle, int* version) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!version) return CUBLAS_STATUS_INVALID_VALUE;
+  *version = CUBLAS_VERSION;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value) {
+  if (!value) return CUBLAS_STATUS_INVALID_VALUE;
+  switch (type) {
+    case MAJOR_VERSION:
+      *value = CUBLAS_VER_MAJOR;
+      return CUBLAS_STATUS_SUCCESS;
+    case MINOR_VERSION:
+      *value = CUBLAS_VER_MINOR;
+      return CUBLAS_STATUS_SUCCESS;
+    case PATCH_LEVEL:
+      *value = CUBLAS_VER_PATCH;
+      return CUBLAS_STATUS_SUCCESS;
+  }
+  return CUBLAS_STATUS_INVALID_VALUE;
+}
+
+const char* cublasGetStatusName(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR:
+      return "CUBLAS_STATUS_LICENSE_ERROR";
+  }
+  return "CUBLAS_STATUS_UNKNOWN";
+}
+
+const char* cublasGetStatusString(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS:
+      return "the operation completed successfully";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "the library was not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "the resource allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "an invalid numeric value was used as an argument";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "an absent device architectural feature is required";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "an access to GPU memory space failed";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "the GPU program failed to execute";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "an internal operation failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "the functionality requested is not supported";
+    case CUBLAS_STATUS_LICENSE_ERROR:
+      return "error detected trying to check the license";
+  }
+  return "unknown error";
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->stream = stream;
+  handle->workspace = nullptr;  // as cuBLAS: back to the default workspace
+  handle->workspace_bytes = 0;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* stream) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!stream) return CUBLAS_STATUS_INVALID_VALUE;
+  *stream = handle->stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, size_t workspaceSizeInBytes) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0) return CUBLAS_STATUS_INVALID_VALUE;
+  if (workspace && workspaceSizeInBytes > 0 && !glia_emu::is_device_pointer(workspace)) {
+    std::fprintf(stderr, "CUDA emulator: cublasSetWorkspace: the workspace %p is not device memory\n", workspace);
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  handle->workspace = workspaceSizeInBytes > 0 ? workspace : nullptr;
+  handle->workspace_bytes = workspace ? workspaceSizeInBytes : 0;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  int base = mode & ~CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+  if (base < CUBLAS_DEFAULT_MATH || base > CUBLAS_TF32_TENSOR_OP_MATH) return CUBLAS_STATUS_INVALID_VALUE;
+  handle->math = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!mode) return CUBLAS_STATUS_INVALID_VALUE;
+  *mode = handle->math;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetPointerMode(cublasHandle_t handle, cublasPointerMode_t mode) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (mode != CUBLAS_POINTER_MODE_HOST && mode != CUBLAS_POINTER_MODE_DEVICE) return CUBLAS_STATUS_INVALID_VALUE;
+  handle->pointer_mode = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetPointerMode(cublasHandle_t handle, cublasPointerMode_t* mode) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!mode) return CUBLAS_STATUS_INVALID_VALUE;
+  *mode = handle->pointer_mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                          int m, int n, int k, const void* alpha, const void* A, cudaDataType_t Atype,
+                                          int lda, long long int strideA, const void* B, cudaDataType_t Btype, int ldb,
+                                          long long int strideB, const void* beta, void* C, cudaDataType_t Ctype,
+                                          int ldc, long long int strideC, int batchCount,
+                                          cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  // Arguments, as cuBLAS checks them.
+  if (m < 0 || n < 0 || k < 0 || batchCount < 0 || !is_op(transa) || !is_op(transb)) return CUBLAS_STATUS_INVALID_VALUE;
+  const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;  // real types: C is T
+  if (lda < std::max(1, ta ? k : m) || ldb < std::max(1, tb ? n : k) || ldc < std::max(1, m))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (!alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
+  if (!is_type(Atype) || !is_type(Btype) || !is_type(Ctype) || !is_compute_type(computeType) || !is_algo(algo))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  const int scalar = combination(computeType, Atype, Btype, Ctype);
+  if (scalar < 0) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (m == 0 || n == 0 || batchCount == 0) return CUBLAS_STATUS_SUCCESS;
+
+  Gemm g{};
+  g.ta = ta, g.tb = tb, g.m = m, g.n = n, g.k = k, g.A = A, g.B = B, g.C = C;
+  g.at = Atype, g.bt = Btype, g.ct = Ctype, g.lda = lda, g.ldb = ldb, g.ldc = ldc;
+  g.sa = strideA, g.sb = strideB, g.sc = strideC, g.batches = batchCount, g.scalar = scalar;
+  const bool device_scalars = handle->pointer_mode == CUBLAS_POINTER_MODE_DEVICE;
+  if (device_scalars != glia_emu::is_device_pointer(alpha) || device_scalars != glia_emu::is_device_pointer(beta))
+    return fail(CUBLAS_STATUS_INVALID_VALUE, device_scalars ? "alpha / beta are not device memory (device pointer mode)"
+                                                            : "alpha / beta are device memory (host pointer mode)");
+  if (device_scalars) {
+    g.alpha_ptr = alpha, g.beta_ptr = beta;
+  } else {
+    g.alpha = Gemm::read_scalar(alpha, scalar);
+    g.beta = Gemm::read_scalar(beta, scalar);
+  }
+  // TF32 (or 16-bit) inputs where the compute type or the handle's math mode asks for them.
+  const int math = handle->math & ~CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+  if (Atype == CUDA_R_32F) {
+    g.round =
+        computeType == CUBLAS_COMPUTE_32F_FAST_TF32  ? Round::Tf32
+        : computeType == CUBLAS_COMPUTE_32F_FAST_16F ? Round::Half
+        : computeType == CUBLAS_COMPUTE_32F_FAST_16BF
+            ? Round::Bf16
+            : (computeType == CUBLAS_COMPUTE_32F && math == CUBLAS_TF32_TENSOR_OP_MATH ? Round::Tf32 : Round::None);
+  }
+
+  // Memory, as the GPU would touch it: C always (beta == 0 writes it), A and B unless alpha or k is 0.
+  if (!glia_emu::is_device_pointer(C)) return fail(CUBLAS_STATUS_EXECUTION_FAILED, "C is not device memory");
+  if (k > 0 && (device_scalars || g.alpha != 0)) {
+    if (!glia_emu::is_device_pointer(A)) return fail(CUBLAS_STATUS_EXECUTION_FAILED, "A is not device memory");
+    if (!glia_emu::is_device_pointer(B)) return fail(CUBLAS_STATUS_EXECUTION_FAILED, "B is not device memory");
+  }
+  // Batches of C that overlap would race on the GPU.
+  const long long c_span = static_cast<long long>(n - 1) * ldc + m;
+  if (batchCount > 1 && (strideC < 0 ? -strideC : strideC) < c_span)
+    return fail(CUBLAS_STATUS_INVALID_VALUE, "the batches of C overlap (|strideC| < (n - 1) * ldc + m)");
+
+  glia_emu::enqueue(handle->stream, [g] { g(); });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                            int k, const void* alpha, const void* A, cudaDataType_t Atype, int lda, const void* B,
+                            cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
+                            cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
+  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta, C,
+                                    Ctype, ldc, 0, 1, computeType, algo);
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                           int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
+                           const float* beta, float* C, int ldc) {
+  return cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C,
+                      CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                           int k, const double* alpha, const double* A, int lda, const double* B, int ldb,
+                           const double* beta, double* C, int ldc) {
+  return cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_64F, lda, B, CUDA_R_64F, ldb, beta, C,
+                      CUDA_R_64F, ldc, CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                         int m, int n, int k, const float* alpha, const float* A, int lda,
+                                         long long int strideA, const float* B, int ldb, long long int strideB,
+                                         const float* beta, float* C, int ldc, long long int strideC, int batchCount) {
+  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_32F, lda, strideA, B, CUDA_R_32F,
+                                    ldb, strideB, beta, C, CUDA_R_32F, ldc, strideC, batchCount, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT);
+}
+
+cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                         int m, int n, int k, const double* alpha, const double* A, int lda,
+                                         long long int strideA, const double* B, int ldb, long long int strideB,
+                                         const double* beta, double* C, int ldc, long long int strideC,
+                                         int batchCount) {
+  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_64F, lda, strideA, B, CUDA_R_64F,
+                                    ldb, strideB, beta, C, CUDA_R_64F, ldc, strideC, batchCount, CUBLAS_COMPUTE_64F,
+                                    CUBLAS_GEMM_DEFAULT);
+}
