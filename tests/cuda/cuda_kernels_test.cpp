@@ -388,6 +388,21 @@ TEST(CudaMatmul, BatchedBroadcastAndTransposedAgainstCpu) {
     EXPECT_TRUE(same(mm, {rnd({6, 5}, dt), rnd({2, 5, 4}, dt)})) << name(dt);
     EXPECT_TRUE(same(mm, {rnd({2, 1, 6, 5}, dt), rnd({3, 5, 4}, dt)})) << name(dt);
     EXPECT_TRUE(same([](auto& v) { return matmul(v[0].t(), v[1].t()); }, {rnd({5, 7}, dt), rnd({3, 5}, dt)}));
+    // Views cuBLAS reads in place (transposed, sliced rows / columns, batches of one stride, shared
+    // batches) and views it cannot (every other column: copied first).
+    auto tr = [](const Tensor& t) { return t.transpose(-1, -2); };
+    EXPECT_TRUE(same([&](auto& v) { return matmul(tr(v[0]), tr(v[1])); }, {rnd({2, 5, 7}, dt), rnd({2, 3, 5}, dt)}));
+    EXPECT_TRUE(same([&](auto& v) { return matmul(v[0], tr(v[1])); }, {rnd({2, 3, 7, 5}, dt), rnd({3, 4, 5}, dt)}));
+    EXPECT_TRUE(same([](auto& v) { return matmul(v[0].slice(1, 1, 6), v[1].slice(0, 2, 7)); },
+                     {rnd({4, 8}, dt), rnd({9, 3}, dt)}));
+    EXPECT_TRUE(
+        same([](auto& v) { return matmul(v[0].slice(1, 0, 10, 2), v[1]); }, {rnd({4, 10}, dt), rnd({5, 3}, dt)}));
+    EXPECT_TRUE(same([&](auto& v) { return matmul(tr(v[0]).slice(0, 1, 4), v[1].slice(1, 0, 2)); },
+                     {rnd({6, 5}, dt), rnd({6, 4}, dt)}));
+    EXPECT_TRUE(same([&](auto& v) { return matmul(tr(v[0]), v[1]); }, {rnd({3, 1, 5}, dt), rnd({3, 1, 2}, dt)}))
+        << "outer products";
+    EXPECT_TRUE(same([&](auto& v) { return matmul(v[0], tr(v[1])); }, {rnd({1, 6}, dt), rnd({1, 6}, dt)})) << "dot";
+    EXPECT_TRUE(same(mm, {rnd({2, 4, 6, 5}, dt).permute({1, 0, 2, 3}), rnd({5, 3}, dt)})) << "permuted batches";
     EXPECT_TRUE(same(mm, {rnd({4, 0}, dt), rnd({0, 3}, dt)})) << "K = 0";
     EXPECT_TRUE(same(mm, {rnd({5}, dt), rnd({5, 3}, dt)})) << "vector @ matrix";
   }

@@ -98,8 +98,56 @@ GLIA_KERNEL(tanh, CUDA, [](KernelContext& k) { unary(k, UnOp::Tanh); });
 GLIA_KERNEL(square, CUDA, [](KernelContext& k) { unary(k, UnOp::Square); });
 GLIA_KERNEL(reciprocal, CUDA, [](KernelContext& k) { unary(k, UnOp::Reciprocal); });
 
+// An operand of a (batched) matmul as cuBLAS reads it: transposed or not, its leading dimension and
+// batch stride (0: one matrix shared by every batch). Views whose strides cuBLAS can take (a
+// transpose, a slice of rows or columns, broadcast batches that collapse to one stride) are read in
+// place; anything else is copied to a contiguous tensor first.
+namespace {
+
+struct Operand {
+  Tensor t;
+  cublasOperation_t op = CUBLAS_OP_N;
+  int64_t ld = 0, stride = 0;
+};
+
+Operand operand(const Tensor& t, int64_t rows, int64_t cols, const Shape& batch) {
+  Shape full = batch;
+  full.push_back(rows);
+  full.push_back(cols);
+  Tensor e = t.dim() == 2 ? t : t.expand(full);
+  const Shape &sh = e.shape(), &st = e.strides();
+  const size_t nd = sh.size();
+  // The batch dims must step by one stride (size-1 dims step by nothing).
+  int64_t stride = 0, next = -1;
+  bool ok = true;
+  for (size_t i = nd - 2; ok && i-- > 0;) {
+    if (sh[i] == 1) continue;
+    if (next < 0)
+      stride = st[i];
+    else
+      ok = st[i] == next;
+    next = st[i] * sh[i];
+  }
+  const int64_t rs = st[nd - 2], cs = st[nd - 1];
+  auto fits = [](int64_t ld) { return ld >= 1 && ld <= std::numeric_limits<int>::max(); };
+  if (ok) {
+    // Row-major semantics: (rs, 1) is cuBLAS's OP_N with ld = rs, (1, cs) its OP_T with ld = cs.
+    if ((cols == 1 || cs == 1) && (rows == 1 || rs >= cols)) {
+      int64_t ld = rows == 1 ? std::max<int64_t>(cols, 1) : rs;
+      if (fits(ld)) return {e, CUBLAS_OP_N, ld, stride};
+    }
+    if ((rows == 1 || rs == 1) && (cols == 1 || cs >= rows)) {
+      int64_t ld = cols == 1 ? std::max<int64_t>(rows, 1) : cs;
+      if (fits(ld)) return {e, CUBLAS_OP_T, ld, stride};
+    }
+  }
+  return {e.contiguous(), CUBLAS_OP_N, cols, t.dim() == 2 ? 0 : rows * cols};
+}
+
+}  // namespace
+
 // Matmul with batch broadcasting. Row-major C = A B is column-major C^T = B^T A^T, so cuBLAS gets
-// the operands swapped. An operand without batch dims is shared by every batch (stride 0).
+// the operands swapped.
 GLIA_KERNEL(matmul, CUDA, [](KernelContext& k) {
   const Tensor& out = k.output();
   const Shape& s = out.shape();
@@ -116,19 +164,7 @@ GLIA_KERNEL(matmul, CUDA, [](KernelContext& k) {
     fill(out, 0);
     return;
   }
-  auto operand = [&](const Tensor& t, int64_t rows, int64_t cols, int64_t& stride) {
-    if (t.dim() == 2) {
-      stride = 0;
-      return t.contiguous();
-    }
-    Shape full = batch;
-    full.push_back(rows);
-    full.push_back(cols);
-    stride = rows * cols;
-    return t.expand(full).contiguous();
-  };
-  int64_t sa = 0, sb = 0;
-  Tensor a = operand(k.input(0), M, K, sa), b = operand(k.input(1), K, N, sb);
+  Operand a = operand(k.input(0), M, K, batch), b = operand(k.input(1), K, N, batch);
   cudaDataType_t type;
   cublasComputeType_t compute;
   double one_d = 1.0, zero_d = 0.0;
@@ -159,10 +195,10 @@ GLIA_KERNEL(matmul, CUDA, [](KernelContext& k) {
   int dev = out.device().index;
   cublasHandle_t h = cublas(dev);
   DeviceGuard g(dev);
-  check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M),
-                                   static_cast<int>(K), alpha, b.data_ptr(), type, static_cast<int>(N), sb,
-                                   a.data_ptr(), type, static_cast<int>(K), sa, beta, out.data_ptr(), type,
-                                   static_cast<int>(N), M * N, static_cast<int>(nb), compute, CUBLAS_GEMM_DEFAULT),
+  check(cublasGemmStridedBatchedEx(h, b.op, a.op, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), alpha,
+                                   b.t.data_ptr(), type, static_cast<int>(b.ld), b.stride, a.t.data_ptr(), type,
+                                   static_cast<int>(a.ld), a.stride, beta, out.data_ptr(), type, static_cast<int>(N),
+                                   M * N, static_cast<int>(nb), compute, CUBLAS_GEMM_DEFAULT),
         "matmul (cublasGemmStridedBatchedEx)");
 });
 
