@@ -679,8 +679,24 @@ void avg_backward(KernelContext& k) {
 
 // --- batch norm
 
-/// Per-channel vectors (gamma, statistics, scale) as contiguous float64 on the output's device.
+/// Per-channel vectors (scale, shift) as contiguous float64 on the output's device.
 Tensor channel_vec(const KernelContext& k, size_t i) { return input_as(k, i, DType::f64).contiguous(); }
+
+/// The dtype of batch norm's statistics and parameters for data of dtype x (stat_dtype of
+/// ops/norm.cpp): the finishing kernels read and write them in it, without casts around them.
+DType stat_dt(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
+
+/// Input i as a contiguous [C] vector of dtype sd (itself unless it is a view or another dtype).
+Tensor channel_in(const KernelContext& k, size_t i, DType sd) { return input_as(k, i, sd).contiguous(); }
+
+/// Where a kernel writes output `out`: out itself when it is contiguous of dtype sd (as the op's
+/// outputs are), else scratch that finish_out copies into out.
+Tensor direct_out(const Tensor& out, DType sd) {
+  return out.is_contiguous() && out.dtype() == sd ? out : detail::scratch_empty(out.shape(), sd, out.device());
+}
+void finish_out(const Tensor& written, const Tensor& out) {
+  if (!written.is_same(out)) copy_into(written, out);
+}
 
 /// Scratch for the partial sums of bn_partial_sums: [P, 2, C] doubles (at least one element), in
 /// the plan's scratch window when there is one.
@@ -696,52 +712,56 @@ void bn_train_forward(KernelContext& k) {
   int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
   if (C == 0) return;
   double eps = k.attr<double>("eps");
-  Tensor gamma = channel_vec(k, 1), beta = channel_vec(k, 2);
+  const DType sd = stat_dt(x.dtype());
+  Tensor gamma = channel_in(k, 1, sd), beta = channel_in(k, 2, sd);
+  Tensor mean = direct_out(mean_out, sd), invstd = direct_out(invstd_out, sd), var = direct_out(var_out, sd);
   Device dev = y.device();
   Tensor part = partials(M, C, dev);
-  Tensor stats = detail::scratch_empty({5 * C}, DType::f64, dev);  // mean, invstd, var, scale, shift
+  Tensor coef = detail::scratch_empty({2 * C}, DType::f64, dev);  // y = x a + b
   {
     DeviceGuard dg(dev.index);
     cudaStream_t s = stream(dev.index);
     launch::bn_partial_sums(ptr(x), nullptr, nullptr, M, C, static_cast<double*>(ptr(part)), d, s);
     check(cudaGetLastError(), "batch_norm (sums)");
-    launch::bn_train_finish(dptr(part), launch::bn_parts(M), ptr(x), d, dptr(gamma), dptr(beta), M, C, eps,
-                            static_cast<double*>(ptr(stats)), s);
+    launch::bn_train_finish(dptr(part), launch::bn_parts(M), ptr(x), d, ptr(gamma), ptr(beta), M, C, eps,
+                            static_cast<double*>(ptr(coef)), ptr(mean), ptr(invstd), ptr(var), s);
     check(cudaGetLastError(), "batch_norm (statistics)");
-    launch::channel_affine(ptr(x), dptr(stats) + 3 * C, dptr(stats) + 4 * C, ptr(y), M, C, d, s);
+    launch::channel_affine(ptr(x), dptr(coef), dptr(coef) + C, ptr(y), M, C, d, s);
     check(cudaGetLastError(), "batch_norm");
   }
-  copy_into(stats.slice(0, 0, C), mean_out);
-  copy_into(stats.slice(0, C, 2 * C), invstd_out);
-  copy_into(stats.slice(0, 2 * C, 3 * C), var_out);
+  finish_out(mean, mean_out);
+  finish_out(invstd, invstd_out);
+  finish_out(var, var_out);
 }
 
 void bn_backward(KernelContext& k) {
-  const Tensor &dx = k.output(0), &dgamma = k.output(1), &dbeta = k.output(2);
+  const Tensor &dx = k.output(0), &dgamma_out = k.output(1), &dbeta_out = k.output(2);
   launch::Dt d = float_dt(dx.dtype(), "batch_norm_backward");
   no_grad guard;
   Tensor x = k.input(1).contiguous();
   int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
   if (C == 0) return;
   Tensor g = input_as(k, 0, x.dtype()).contiguous();
-  Tensor mean = channel_vec(k, 2), invstd = channel_vec(k, 3), gamma = channel_vec(k, 4);
+  const DType sd = stat_dt(x.dtype());
+  Tensor mean = channel_in(k, 2, sd), invstd = channel_in(k, 3, sd), gamma = channel_in(k, 4, sd);
+  Tensor dgamma = direct_out(dgamma_out, sd), dbeta = direct_out(dbeta_out, sd);
   Device dev = dx.device();
   Tensor part = partials(M, C, dev);
-  Tensor coef = detail::scratch_empty({5 * C}, DType::f64, dev);  // dgamma, dbeta, then dx = g a + x b + d
+  Tensor coef = detail::scratch_empty({3 * C}, DType::f64, dev);  // dx = g a + x b + d
   {
     DeviceGuard dg(dev.index);
     cudaStream_t s = stream(dev.index);
-    launch::bn_partial_sums(ptr(x), ptr(g), dptr(mean), M, C, static_cast<double*>(ptr(part)), d, s);
+    launch::bn_partial_sums(ptr(x), ptr(g), ptr(mean), M, C, static_cast<double*>(ptr(part)), d, s);
     check(cudaGetLastError(), "batch_norm_backward (sums)");
-    launch::bn_backward_finish(dptr(part), launch::bn_parts(M), dptr(mean), dptr(invstd), dptr(gamma), M, C,
-                               static_cast<double*>(ptr(coef)), s);
+    launch::bn_backward_finish(dptr(part), launch::bn_parts(M), ptr(mean), ptr(invstd), ptr(gamma), M, C, dt(sd),
+                               static_cast<double*>(ptr(coef)), ptr(dgamma), ptr(dbeta), s);
     check(cudaGetLastError(), "batch_norm_backward (coefficients)");
     const double* cp = dptr(coef);
-    launch::channel_affine2(ptr(g), ptr(x), cp + 2 * C, cp + 3 * C, cp + 4 * C, ptr(dx), M, C, d, s);
+    launch::channel_affine2(ptr(g), ptr(x), cp, cp + C, cp + 2 * C, ptr(dx), M, C, d, s);
     check(cudaGetLastError(), "batch_norm_backward");
   }
-  copy_into(coef.slice(0, 0, C), dgamma);
-  copy_into(coef.slice(0, C, 2 * C), dbeta);
+  finish_out(dgamma, dgamma_out);
+  finish_out(dbeta, dbeta_out);
 }
 
 void bn_apply(KernelContext& k) {

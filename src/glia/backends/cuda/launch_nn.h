@@ -60,15 +60,19 @@ bool avg_pool_bwd(const PoolGeom& g, const void* gy, void* gx, Dt dt, cudaStream
 int64_t bn_parts(int64_t M);
 /// Partial per-channel sums over rows of x [M, C] into part [P, 2, C] (double), P = bn_parts(M).
 /// g null: sums of (x - x[0, c]) and its square (batch-norm training statistics). Otherwise sums of
-/// g and g * (x - mean[c]) (the backward), g of x's dtype, mean double.
-bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M, int64_t C, double* part, Dt dt,
+/// g and g * (x - mean[c]) (the backward), g of x's dtype, mean of the statistics type (below).
+bool bn_partial_sums(const void* x, const void* g, const void* mean, int64_t M, int64_t C, double* part, Dt dt,
                      cudaStream_t s);
-/// From the training partial sums: out [5, C] = mean, invstd, biased var, and the affine y = x a + b.
-bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const double* gamma, const double* beta,
-                     int64_t M, int64_t C, double eps, double* out, cudaStream_t s);
-/// From the backward partial sums: out [5, C] = dgamma, dbeta, and dx = g a + x b + d as a, b, d.
-void bn_backward_finish(const double* part, int64_t P, const double* mean, const double* invstd, const double* gamma,
-                        int64_t M, int64_t C, double* out, cudaStream_t s);
+/// From the training partial sums: mean, invstd and the biased var into [C] vectors of the
+/// statistics type (double for F64 data, float otherwise; gamma and beta are of it too), and the
+/// affine y = x a + b as coef [2, C] = a, b (double).
+bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const void* gamma, const void* beta,
+                     int64_t M, int64_t C, double eps, double* coef, void* mean, void* invstd, void* var,
+                     cudaStream_t s);
+/// From the backward partial sums: dgamma and dbeta into [C] vectors of type `stat` (F32 or F64, as
+/// mean, invstd and gamma), and dx = g a + x b + d as coef [3, C] = a, b, d (double).
+void bn_backward_finish(const double* part, int64_t P, const void* mean, const void* invstd, const void* gamma,
+                        int64_t M, int64_t C, Dt stat, double* coef, void* dgamma, void* dbeta, cudaStream_t s);
 /// y[r, c] = x[r, c] a[c] + b[c] over [M, C].
 bool channel_affine(const void* x, const double* a, const double* b, void* y, int64_t M, int64_t C, Dt dt,
                     cudaStream_t s);

@@ -236,10 +236,15 @@ __global__ void avg_bwd_kernel(PoolGeom g, const T* gy, T* gx, int64_t total) {
 constexpr int64_t kMinRowsPerPart = 256;
 constexpr int64_t kMaxParts = 1024;
 
+/// The type of per-channel statistics and parameters for data of type T: double for double, float
+/// otherwise (stat_dtype of ops/norm.cpp).
+template <class T>
+using Stat = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
 /// Block (kChan, kRowThreads) sums rows [p * chunk, (p + 1) * chunk) of its channels; each thread
 /// strides the rows, then thread row 0 adds the kRowThreads sums in a fixed order.
 template <class T>
-__global__ void bn_partial_kernel(const T* x, const T* g, const double* mean, int64_t M, int64_t C, int64_t chunk,
+__global__ void bn_partial_kernel(const T* x, const T* g, const Stat<T>* mean, int64_t M, int64_t C, int64_t chunk,
                                   double* part) {
   __shared__ double s1[kRowThreads][kChan], s2[kRowThreads][kChan];
   int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
@@ -247,7 +252,8 @@ __global__ void bn_partial_kernel(const T* x, const T* g, const double* mean, in
   int64_t r0 = p * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
   double a1 = 0, a2 = 0;
   if (c < C) {
-    double ref = g ? mean[c] : static_cast<double>(load(x + c));  // training: shifted by row 0 (no cancellation)
+    double ref = g ? static_cast<double>(mean[c])
+                   : static_cast<double>(load(x + c));  // training: shifted by row 0 (no cancellation)
     // Unrolled so that several loads are in flight per thread (the sums keep their order).
 #pragma unroll 4
     for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowThreads) {
@@ -305,8 +311,10 @@ __device__ __forceinline__ bool sum_parts(const double* part, int64_t P, int64_t
 }
 
 template <class T>
-__global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x, const double* gamma,
-                                       const double* beta, int64_t M, int64_t C, double eps, double* out) {
+__global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x, const Stat<T>* gamma,
+                                       const Stat<T>* beta, int64_t M, int64_t C, double eps, double* coef,
+                                       Stat<T>* mean_out, Stat<T>* invstd_out, Stat<T>* var_out) {
+  using S = Stat<T>;
   const int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
   double t1, t2;
   if (sum_parts(part, P, C, c, t1, t2)) {
@@ -316,27 +324,28 @@ __global__ void bn_train_finish_kernel(const double* part, int64_t P, const T* x
     double v = t2 / static_cast<double>(M) - m1 * m1;
     double var = 0.0 < v ? v : 0.0;  // std::max(0.0, v): NaN gives 0 as on the CPU
     double invstd = 1.0 / sqrt(var + eps);
-    double a = gamma[c] * invstd;
-    out[c] = mean;
-    out[C + c] = invstd;
-    out[2 * C + c] = var;
-    out[3 * C + c] = a;
-    out[4 * C + c] = beta[c] - mean * a;
+    double a = static_cast<double>(gamma[c]) * invstd;
+    mean_out[c] = static_cast<S>(mean);
+    invstd_out[c] = static_cast<S>(invstd);
+    var_out[c] = static_cast<S>(var);
+    coef[c] = a;
+    coef[C + c] = static_cast<double>(beta[c]) - mean * a;
   }
 }
 
-__global__ void bn_backward_finish_kernel(const double* part, int64_t P, const double* mean, const double* invstd,
-                                          const double* gamma, int64_t M, int64_t C, double* out) {
+template <class S>
+__global__ void bn_backward_finish_kernel(const double* part, int64_t P, const S* mean, const S* invstd, const S* gamma,
+                                          int64_t M, int64_t C, double* coef, S* dgamma, S* dbeta) {
   const int64_t c = blockIdx.x * int64_t(kChan) + threadIdx.x;
   double sg, sgx;
   if (sum_parts(part, P, C, c, sg, sgx)) {
-    double is = invstd[c], k = gamma[c] * is, Md = static_cast<double>(M);
+    double is = invstd[c], k = static_cast<double>(gamma[c]) * is, Md = static_cast<double>(M);
     double b = -k * is * is * sgx / Md;
-    out[c] = sgx * is;
-    out[C + c] = sg;
-    out[2 * C + c] = k;
-    out[3 * C + c] = b;
-    out[4 * C + c] = -k * sg / Md - b * mean[c];
+    dgamma[c] = static_cast<S>(sgx * is);
+    dbeta[c] = static_cast<S>(sg);
+    coef[c] = k;
+    coef[C + c] = b;
+    coef[2 * C + c] = -k * sg / Md - b * static_cast<double>(mean[c]);
   }
 }
 
@@ -467,7 +476,7 @@ int64_t bn_parts(int64_t M) {
   return (M + chunk - 1) / chunk;
 }
 
-bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M, int64_t C, double* part, Dt dt,
+bool bn_partial_sums(const void* x, const void* g, const void* mean, int64_t M, int64_t C, double* part, Dt dt,
                      cudaStream_t s) {
   int64_t P = bn_parts(M);
   if (P == 0 || C == 0) return is_float(dt);
@@ -476,26 +485,37 @@ bool bn_partial_sums(const void* x, const void* g, const double* mean, int64_t M
   dim3 block(kChan, kRowThreads);
   return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
-    bn_partial_kernel<T>
-        <<<grid, block, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(g), mean, M, C, chunk, part);
+    bn_partial_kernel<T><<<grid, block, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(g),
+                                                static_cast<const Stat<T>*>(mean), M, C, chunk, part);
   });
 }
 
-bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const double* gamma, const double* beta,
-                     int64_t M, int64_t C, double eps, double* out, cudaStream_t s) {
+bool bn_train_finish(const double* part, int64_t P, const void* x, Dt dt, const void* gamma, const void* beta,
+                     int64_t M, int64_t C, double eps, double* coef, void* mean, void* invstd, void* var,
+                     cudaStream_t s) {
   if (C == 0) return is_float(dt);
   return visit_floating(dt, [&](auto t) {
     using T = decltype(t);
-    bn_train_finish_kernel<T><<<finish_blocks(C), dim3(kChan, kPartThreads), 0, s>>>(part, P, static_cast<const T*>(x),
-                                                                                     gamma, beta, M, C, eps, out);
+    using S = Stat<T>;
+    bn_train_finish_kernel<T><<<finish_blocks(C), dim3(kChan, kPartThreads), 0, s>>>(
+        part, P, static_cast<const T*>(x), static_cast<const S*>(gamma), static_cast<const S*>(beta), M, C, eps, coef,
+        static_cast<S*>(mean), static_cast<S*>(invstd), static_cast<S*>(var));
   });
 }
 
-void bn_backward_finish(const double* part, int64_t P, const double* mean, const double* invstd, const double* gamma,
-                        int64_t M, int64_t C, double* out, cudaStream_t s) {
+void bn_backward_finish(const double* part, int64_t P, const void* mean, const void* invstd, const void* gamma,
+                        int64_t M, int64_t C, Dt stat, double* coef, void* dgamma, void* dbeta, cudaStream_t s) {
   if (C == 0) return;
-  bn_backward_finish_kernel<<<finish_blocks(C), dim3(kChan, kPartThreads), 0, s>>>(part, P, mean, invstd, gamma, M, C,
-                                                                                   out);
+  auto run = [&](auto t) {
+    using S = decltype(t);
+    bn_backward_finish_kernel<S><<<finish_blocks(C), dim3(kChan, kPartThreads), 0, s>>>(
+        part, P, static_cast<const S*>(mean), static_cast<const S*>(invstd), static_cast<const S*>(gamma), M, C, coef,
+        static_cast<S*>(dgamma), static_cast<S*>(dbeta));
+  };
+  if (stat == F64)
+    run(double{});
+  else
+    run(float{});
 }
 
 bool channel_affine(const void* x, const double* a, const double* b, void* y, int64_t M, int64_t C, Dt dt,
