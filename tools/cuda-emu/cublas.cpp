@@ -8,17 +8,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
 #include "emu.h"
 
 struct cublasContext {
   cudaStream_t stream = nullptr;
-  void* workspace = nullptr;  // the user's (cublasSetWorkspace), null for the library's own
-  size_t workspace_bytes = 0;
   cublasMath_t math = CUBLAS_DEFAULT_MATH;
-  cublasPointerMode_t pointer_mode = CUBLAS_POINTER_MODE_HOST;
 };
 
 namespace {
@@ -72,7 +68,14 @@ void store(void* p, cudaDataType_t t, int64_t i, double v) {
 
 size_t type_size(cudaDataType_t t) { return t == CUDA_R_64F ? 8 : t == CUDA_R_16F || t == CUDA_R_16BF ? 2 : 4; }
 
-/// One strided batched product, with the scalars' values (or, in device pointer mode, where to read them).
+/// A scalar (alpha, beta) of type 0 float, 1 double, 2 half.
+double read_scalar(const void* p, int type) {
+  return type == 1   ? *static_cast<const double*>(p)
+         : type == 2 ? half_to_float(*static_cast<const uint16_t*>(p))
+                     : *static_cast<const float*>(p);
+}
+
+/// One strided batched product, with the scalars' values.
 struct Gemm {
   bool ta, tb;
   int64_t m, n, k;
@@ -83,24 +86,17 @@ struct Gemm {
   int64_t batches;
   Round round;
   double alpha, beta;
-  const void *alpha_ptr, *beta_ptr;  // device pointer mode: read when the work runs
-  int scalar;                        // the scalars' type: 0 float, 1 double, 2 half
 
   void operator()() const {
-    double al = alpha, be = beta;
-    if (alpha_ptr) {
-      al = read_scalar(alpha_ptr, scalar);
-      be = read_scalar(beta_ptr, scalar);
-    }
     std::vector<double> a, b;  // op(A) row-major m x k, op(B) column-major k x n: both with k contiguous
     bool have_a = false, have_b = false;
     for (int64_t i = 0; i < batches; ++i) {
       void* c = static_cast<char*>(C) + i * sc * static_cast<int64_t>(type_size(ct));
-      if (al == 0 || k == 0) {  // C = beta C, A and B unread (as BLAS)
+      if (alpha == 0 || k == 0) {  // C = beta C, A and B unread (as BLAS)
         for (int64_t col = 0; col < n; ++col)
           for (int64_t row = 0; row < m; ++row) {
             int64_t ci = row + col * ldc;
-            store(c, ct, ci, be == 0 ? 0.0 : be * load(c, ct, ci, Round::None));
+            store(c, ct, ci, beta == 0 ? 0.0 : beta * load(c, ct, ci, Round::None));
           }
         continue;
       }
@@ -127,16 +123,10 @@ struct Gemm {
           double s = 0;
           for (int64_t l = 0; l < k; ++l) s += ar[l] * bc[l];
           int64_t ci = row + col * ldc;
-          store(c, ct, ci, be == 0 ? al * s : al * s + be * load(c, ct, ci, Round::None));
+          store(c, ct, ci, beta == 0 ? alpha * s : alpha * s + beta * load(c, ct, ci, Round::None));
         }
       }
     }
-  }
-
-  static double read_scalar(const void* p, int type) {
-    return type == 1   ? *static_cast<const double*>(p)
-           : type == 2 ? half_to_float(*static_cast<const uint16_t*>(p))
-                       : *static_cast<const float*>(p);
   }
 };
 
@@ -204,19 +194,6 @@ cublasStatus_t cublasCreate(cublasHandle_t* handle) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasDestroy(cublasHandle_t handle) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  delete handle;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasGetVersion(cublasHandle_t handle, int* version) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (!version) return CUBLAS_STATUS_INVALID_VALUE;
-  *version = CUBLAS_VERSION;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
 cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value) {
   if (!value) return CUBLAS_STATUS_INVALID_VALUE;
   switch (type) {
@@ -231,32 +208,6 @@ cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value) {
       return CUBLAS_STATUS_SUCCESS;
   }
   return CUBLAS_STATUS_INVALID_VALUE;
-}
-
-const char* cublasGetStatusName(cublasStatus_t status) {
-  switch (status) {
-    case CUBLAS_STATUS_SUCCESS:
-      return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED:
-      return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED:
-      return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE:
-      return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH:
-      return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR:
-      return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED:
-      return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR:
-      return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED:
-      return "CUBLAS_STATUS_NOT_SUPPORTED";
-    case CUBLAS_STATUS_LICENSE_ERROR:
-      return "CUBLAS_STATUS_LICENSE_ERROR";
-  }
-  return "CUBLAS_STATUS_UNKNOWN";
 }
 
 const char* cublasGetStatusString(cublasStatus_t status) {
@@ -288,15 +239,6 @@ const char* cublasGetStatusString(cublasStatus_t status) {
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
   if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
   handle->stream = stream;
-  handle->workspace = nullptr;  // as cuBLAS: back to the default workspace
-  handle->workspace_bytes = 0;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* stream) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (!stream) return CUBLAS_STATUS_INVALID_VALUE;
-  *stream = handle->stream;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -307,8 +249,6 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, size_t
     std::fprintf(stderr, "CUDA emulator: cublasSetWorkspace: the workspace %p is not device memory\n", workspace);
     return CUBLAS_STATUS_INVALID_VALUE;
   }
-  handle->workspace = workspaceSizeInBytes > 0 ? workspace : nullptr;
-  handle->workspace_bytes = workspace ? workspaceSizeInBytes : 0;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -317,27 +257,6 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
   int base = mode & ~CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
   if (base < CUBLAS_DEFAULT_MATH || base > CUBLAS_TF32_TENSOR_OP_MATH) return CUBLAS_STATUS_INVALID_VALUE;
   handle->math = mode;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (!mode) return CUBLAS_STATUS_INVALID_VALUE;
-  *mode = handle->math;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasSetPointerMode(cublasHandle_t handle, cublasPointerMode_t mode) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (mode != CUBLAS_POINTER_MODE_HOST && mode != CUBLAS_POINTER_MODE_DEVICE) return CUBLAS_STATUS_INVALID_VALUE;
-  handle->pointer_mode = mode;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasGetPointerMode(cublasHandle_t handle, cublasPointerMode_t* mode) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (!mode) return CUBLAS_STATUS_INVALID_VALUE;
-  *mode = handle->pointer_mode;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -363,17 +282,10 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
   Gemm g{};
   g.ta = ta, g.tb = tb, g.m = m, g.n = n, g.k = k, g.A = A, g.B = B, g.C = C;
   g.at = Atype, g.bt = Btype, g.ct = Ctype, g.lda = lda, g.ldb = ldb, g.ldc = ldc;
-  g.sa = strideA, g.sb = strideB, g.sc = strideC, g.batches = batchCount, g.scalar = scalar;
-  const bool device_scalars = handle->pointer_mode == CUBLAS_POINTER_MODE_DEVICE;
-  if (device_scalars != glia_emu::is_device_pointer(alpha) || device_scalars != glia_emu::is_device_pointer(beta))
-    return fail(CUBLAS_STATUS_INVALID_VALUE, device_scalars ? "alpha / beta are not device memory (device pointer mode)"
-                                                            : "alpha / beta are device memory (host pointer mode)");
-  if (device_scalars) {
-    g.alpha_ptr = alpha, g.beta_ptr = beta;
-  } else {
-    g.alpha = Gemm::read_scalar(alpha, scalar);
-    g.beta = Gemm::read_scalar(beta, scalar);
-  }
+  g.sa = strideA, g.sb = strideB, g.sc = strideC, g.batches = batchCount;
+  if (glia_emu::is_device_pointer(alpha) || glia_emu::is_device_pointer(beta))
+    return fail(CUBLAS_STATUS_INVALID_VALUE, "alpha / beta are device memory (host pointer mode)");
+  g.alpha = read_scalar(alpha, scalar), g.beta = read_scalar(beta, scalar);
   // TF32 (or 16-bit) inputs where the compute type or the handle's math mode asks for them.
   const int math = handle->math & ~CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
   if (Atype == CUDA_R_32F) {
@@ -387,7 +299,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
 
   // Memory, as the GPU would touch it: C always (beta == 0 writes it), A and B unless alpha or k is 0.
   if (!glia_emu::is_device_pointer(C)) return fail(CUBLAS_STATUS_EXECUTION_FAILED, "C is not device memory");
-  if (k > 0 && (device_scalars || g.alpha != 0)) {
+  if (k > 0 && g.alpha != 0) {
     if (!glia_emu::is_device_pointer(A)) return fail(CUBLAS_STATUS_EXECUTION_FAILED, "A is not device memory");
     if (!glia_emu::is_device_pointer(B)) return fail(CUBLAS_STATUS_EXECUTION_FAILED, "B is not device memory");
   }
@@ -398,45 +310,4 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
 
   glia_emu::enqueue(handle->stream, [g] { g(); });
   return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                            int k, const void* alpha, const void* A, cudaDataType_t Atype, int lda, const void* B,
-                            cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
-                            cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
-  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta, C,
-                                    Ctype, ldc, 0, 1, computeType, algo);
-}
-
-cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                           int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
-                           const float* beta, float* C, int ldc) {
-  return cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C,
-                      CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
-cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                           int k, const double* alpha, const double* A, int lda, const double* B, int ldb,
-                           const double* beta, double* C, int ldc) {
-  return cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_64F, lda, B, CUDA_R_64F, ldb, beta, C,
-                      CUDA_R_64F, ldc, CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT);
-}
-
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                         int m, int n, int k, const float* alpha, const float* A, int lda,
-                                         long long int strideA, const float* B, int ldb, long long int strideB,
-                                         const float* beta, float* C, int ldc, long long int strideC, int batchCount) {
-  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_32F, lda, strideA, B, CUDA_R_32F,
-                                    ldb, strideB, beta, C, CUDA_R_32F, ldc, strideC, batchCount, CUBLAS_COMPUTE_32F,
-                                    CUBLAS_GEMM_DEFAULT);
-}
-
-cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                         int m, int n, int k, const double* alpha, const double* A, int lda,
-                                         long long int strideA, const double* B, int ldb, long long int strideB,
-                                         const double* beta, double* C, int ldc, long long int strideC,
-                                         int batchCount) {
-  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, CUDA_R_64F, lda, strideA, B, CUDA_R_64F,
-                                    ldb, strideB, beta, C, CUDA_R_64F, ldc, strideC, batchCount, CUBLAS_COMPUTE_64F,
-                                    CUBLAS_GEMM_DEFAULT);
 }

@@ -16,24 +16,24 @@
 
 #include "emu.h"
 
+namespace {
+
+/// A tensor's (n, c, h, w) or a filter's (k, c per group, r, s) descriptor, packed: NCHW / KCRS or NHWC / KRSC.
+struct Desc4d {
+  bool set = false;
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
+  int64_t dim[4] = {0, 0, 0, 0};
+};
+
+}  // namespace
+
 struct cudnnContext {
   cudaStream_t stream = nullptr;
 };
 
-struct cudnnTensorStruct {
-  bool set = false;
-  cudnnDataType_t type = CUDNN_DATA_FLOAT;
-  bool nhwc = false;
-  int64_t dim[4] = {0, 0, 0, 0};     // n, c, h, w
-  int64_t stride[4] = {0, 0, 0, 0};  // in elements
-};
-
-struct cudnnFilterStruct {
-  bool set = false;
-  cudnnDataType_t type = CUDNN_DATA_FLOAT;
-  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
-  int64_t dim[4] = {0, 0, 0, 0};  // k, c (per group), r, s
-};
+struct cudnnTensorStruct : Desc4d {};
+struct cudnnFilterStruct : Desc4d {};
 
 struct cudnnConvolutionStruct {
   bool set = false;
@@ -154,20 +154,14 @@ struct Geom {
   View x, w, y;
 };
 
-View tensor_view(const cudnnTensorStruct* t) {
+View view(const Desc4d* d) {
   View v{};
-  for (int i = 0; i < 4; ++i) v.dim[i] = t->dim[i], v.stride[i] = t->stride[i];
-  return v;
-}
-
-View filter_view(const cudnnFilterStruct* f) {
-  View v{};
-  for (int i = 0; i < 4; ++i) v.dim[i] = f->dim[i];
-  const int64_t c = f->dim[1], r = f->dim[2], s = f->dim[3];
-  if (f->format == CUDNN_TENSOR_NHWC) {  // KRSC
-    v.stride[0] = r * s * c, v.stride[1] = 1, v.stride[2] = s * c, v.stride[3] = c;
-  } else {  // KCRS
-    v.stride[0] = c * r * s, v.stride[1] = r * s, v.stride[2] = s, v.stride[3] = 1;
+  for (int i = 0; i < 4; ++i) v.dim[i] = d->dim[i];
+  const int64_t c = d->dim[1], h = d->dim[2], w = d->dim[3];
+  if (d->format == CUDNN_TENSOR_NHWC) {
+    v.stride[0] = h * w * c, v.stride[1] = 1, v.stride[2] = w * c, v.stride[3] = c;
+  } else {
+    v.stride[0] = c * h * w, v.stride[1] = h * w, v.stride[2] = w, v.stride[3] = 1;
   }
   return v;
 }
@@ -200,8 +194,8 @@ cudnnStatus_t geometry(const cudnnTensorStruct* x, const cudnnFilterStruct* w, c
   g->Q = out_size(g->W, g->pw, g->S, g->dw, g->v);
   if (g->P <= 0 || g->Q <= 0) return CUDNN_STATUS_BAD_PARAM;
   if (y->dim[0] != g->N || y->dim[1] != g->K || y->dim[2] != g->P || y->dim[3] != g->Q) return CUDNN_STATUS_BAD_PARAM;
-  g->x = tensor_view(x), g->y = tensor_view(y), g->w = filter_view(w);
-  g->nhwc = x->nhwc || y->nhwc || w->format == CUDNN_TENSOR_NHWC;
+  g->x = view(x), g->y = view(y), g->w = view(w);
+  g->nhwc = x->format == CUDNN_TENSOR_NHWC || y->format == CUDNN_TENSOR_NHWC || w->format == CUDNN_TENSOR_NHWC;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -497,21 +491,27 @@ cudnnStatus_t convolve(Pass p, cudnnHandle_t handle, const void* alpha, const Ge
   return CUDNN_STATUS_SUCCESS;
 }
 
-/// Sets a tensor descriptor (dims positive, strides positive, at most 2^31 elements spanned, as cuDNN).
-cudnnStatus_t set_tensor(cudnnTensorStruct* t, cudnnDataType_t type, int n, int c, int h, int w,
-                         const int64_t (&strides)[4], bool nhwc) {
-  const int64_t dims[4] = {n, c, h, w};
-  if (!is_data_type(type)) return CUDNN_STATUS_BAD_PARAM;
-  int64_t extent = 1;
-  for (int i = 0; i < 4; ++i) {
-    if (dims[i] <= 0 || strides[i] <= 0) return CUDNN_STATUS_BAD_PARAM;
-    extent += (dims[i] - 1) * strides[i];
-  }
-  for (int i = 0; i < 4; ++i)
-    if (strides[i] > INT_MAX) return CUDNN_STATUS_NOT_SUPPORTED;
-  if (extent > INT_MAX) return CUDNN_STATUS_NOT_SUPPORTED;  // cuDNN: at most 2^31 elements
-  t->set = true, t->type = type, t->nhwc = nhwc;
-  for (int i = 0; i < 4; ++i) t->dim[i] = dims[i], t->stride[i] = strides[i];
+/// Sets a tensor or filter descriptor (dims positive, NCHW or NHWC, at most 2^31 elements, as cuDNN).
+cudnnStatus_t set_4d(Desc4d* d, cudnnDataType_t type, cudnnTensorFormat_t format, int n, int c, int h, int w) {
+  if (!d || !is_data_type(type) || n <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
+  if (format == CUDNN_TENSOR_NCHW_VECT_C) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) return CUDNN_STATUS_BAD_PARAM;
+  if (int64_t{n} * c * h * w > INT_MAX) return CUDNN_STATUS_NOT_SUPPORTED;
+  d->set = true, d->type = type, d->format = format;
+  d->dim[0] = n, d->dim[1] = c, d->dim[2] = h, d->dim[3] = w;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+template <class T>
+cudnnStatus_t create(T** p) {
+  if (!p) return CUDNN_STATUS_BAD_PARAM;
+  *p = new T;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+template <class T>
+cudnnStatus_t destroy(T* p) {
+  delete p;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -520,22 +520,6 @@ cudnnStatus_t set_tensor(cudnnTensorStruct* t, cudnnDataType_t type, int n, int 
 // --- the library
 
 size_t cudnnGetVersion(void) { return CUDNN_VERSION; }
-
-cudnnStatus_t cudnnGetProperty(libraryPropertyType type, int* value) {
-  if (!value) return CUDNN_STATUS_BAD_PARAM;
-  switch (type) {
-    case MAJOR_VERSION:
-      *value = CUDNN_MAJOR;
-      return CUDNN_STATUS_SUCCESS;
-    case MINOR_VERSION:
-      *value = CUDNN_MINOR;
-      return CUDNN_STATUS_SUCCESS;
-    case PATCH_LEVEL:
-      *value = CUDNN_PATCHLEVEL;
-      return CUDNN_STATUS_SUCCESS;
-  }
-  return CUDNN_STATUS_BAD_PARAM;
-}
 
 const char* cudnnGetErrorString(cudnnStatus_t status) {
   switch (status) {
@@ -595,16 +579,7 @@ const char* cudnnGetErrorString(cudnnStatus_t status) {
   return "CUDNN_STATUS_UNKNOWN";
 }
 
-cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
-  if (!handle) return CUDNN_STATUS_BAD_PARAM;
-  *handle = new cudnnContext;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
-  delete handle;
-  return CUDNN_STATUS_SUCCESS;
-}
+cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) { return create(handle); }
 
 cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t streamId) {
   if (!handle) return CUDNN_STATUS_BAD_PARAM;
@@ -612,102 +587,23 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t streamId) {
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnGetStream(cudnnHandle_t handle, cudaStream_t* streamId) {
-  if (!handle || !streamId) return CUDNN_STATUS_BAD_PARAM;
-  *streamId = handle->stream;
-  return CUDNN_STATUS_SUCCESS;
-}
-
 // --- descriptors
 
-cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* tensorDesc) {
-  if (!tensorDesc) return CUDNN_STATUS_BAD_PARAM;
-  *tensorDesc = new cudnnTensorStruct;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t tensorDesc) {
-  delete tensorDesc;
-  return CUDNN_STATUS_SUCCESS;
-}
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* tensorDesc) { return create(tensorDesc); }
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t tensorDesc) { return destroy(tensorDesc); }
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* filterDesc) { return create(filterDesc); }
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t filterDesc) { return destroy(filterDesc); }
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* convDesc) { return create(convDesc); }
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t convDesc) { return destroy(convDesc); }
 
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t tensorDesc, cudnnTensorFormat_t format,
                                          cudnnDataType_t dataType, int n, int c, int h, int w) {
-  if (!tensorDesc) return CUDNN_STATUS_BAD_PARAM;
-  if (format == CUDNN_TENSOR_NCHW_VECT_C) return CUDNN_STATUS_NOT_SUPPORTED;
-  if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) return CUDNN_STATUS_BAD_PARAM;
-  const int64_t C = c, H = h, W = w;
-  const int64_t strides[4] = {C * H * W, format == CUDNN_TENSOR_NHWC ? 1 : H * W,
-                              format == CUDNN_TENSOR_NHWC ? W * C : W, format == CUDNN_TENSOR_NHWC ? C : 1};
-  return set_tensor(tensorDesc, dataType, n, c, h, w, strides, format == CUDNN_TENSOR_NHWC);
-}
-
-cudnnStatus_t cudnnSetTensor4dDescriptorEx(cudnnTensorDescriptor_t tensorDesc, cudnnDataType_t dataType, int n, int c,
-                                           int h, int w, int nStride, int cStride, int hStride, int wStride) {
-  if (!tensorDesc) return CUDNN_STATUS_BAD_PARAM;
-  const int64_t strides[4] = {nStride, cStride, hStride, wStride};
-  return set_tensor(tensorDesc, dataType, n, c, h, w, strides, cStride == 1 && c > 1);
-}
-
-cudnnStatus_t cudnnGetTensor4dDescriptor(const cudnnTensorDescriptor_t tensorDesc, cudnnDataType_t* dataType, int* n,
-                                         int* c, int* h, int* w, int* nStride, int* cStride, int* hStride,
-                                         int* wStride) {
-  if (!tensorDesc || !tensorDesc->set) return CUDNN_STATUS_BAD_PARAM;
-  const cudnnTensorStruct& t = *tensorDesc;
-  if (dataType) *dataType = t.type;
-  int* dims[4] = {n, c, h, w};
-  int* strides[4] = {nStride, cStride, hStride, wStride};
-  for (int i = 0; i < 4; ++i) {
-    if (dims[i]) *dims[i] = static_cast<int>(t.dim[i]);
-    if (strides[i]) *strides[i] = static_cast<int>(t.stride[i]);
-  }
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* filterDesc) {
-  if (!filterDesc) return CUDNN_STATUS_BAD_PARAM;
-  *filterDesc = new cudnnFilterStruct;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t filterDesc) {
-  delete filterDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return set_4d(tensorDesc, dataType, format, n, c, h, w);
 }
 
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t filterDesc, cudnnDataType_t dataType,
                                          cudnnTensorFormat_t format, int k, int c, int h, int w) {
-  if (!filterDesc || !is_data_type(dataType) || k <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  if (format == CUDNN_TENSOR_NCHW_VECT_C) return CUDNN_STATUS_NOT_SUPPORTED;
-  if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) return CUDNN_STATUS_BAD_PARAM;
-  if (int64_t{k} * c * h * w > INT_MAX) return CUDNN_STATUS_NOT_SUPPORTED;
-  cudnnFilterStruct& f = *filterDesc;
-  f.set = true, f.type = dataType, f.format = format;
-  f.dim[0] = k, f.dim[1] = c, f.dim[2] = h, f.dim[3] = w;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetFilter4dDescriptor(const cudnnFilterDescriptor_t filterDesc, cudnnDataType_t* dataType,
-                                         cudnnTensorFormat_t* format, int* k, int* c, int* h, int* w) {
-  if (!filterDesc || !filterDesc->set) return CUDNN_STATUS_BAD_PARAM;
-  const cudnnFilterStruct& f = *filterDesc;
-  if (dataType) *dataType = f.type;
-  if (format) *format = f.format;
-  int* dims[4] = {k, c, h, w};
-  for (int i = 0; i < 4; ++i)
-    if (dims[i]) *dims[i] = static_cast<int>(f.dim[i]);
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* convDesc) {
-  if (!convDesc) return CUDNN_STATUS_BAD_PARAM;
-  *convDesc = new cudnnConvolutionStruct;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t convDesc) {
-  delete convDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return set_4d(filterDesc, dataType, format, k, c, h, w);
 }
 
 cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t convDesc, int pad_h, int pad_w, int u, int v,
@@ -722,31 +618,9 @@ cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t convD
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnGetConvolution2dDescriptor(const cudnnConvolutionDescriptor_t convDesc, int* pad_h, int* pad_w,
-                                              int* u, int* v, int* dilation_h, int* dilation_w,
-                                              cudnnConvolutionMode_t* mode, cudnnDataType_t* computeType) {
-  if (!convDesc || !convDesc->set) return CUDNN_STATUS_BAD_PARAM;
-  const cudnnConvolutionStruct& c = *convDesc;
-  if (pad_h) *pad_h = c.pad_h;
-  if (pad_w) *pad_w = c.pad_w;
-  if (u) *u = c.u;
-  if (v) *v = c.v;
-  if (dilation_h) *dilation_h = c.dil_h;
-  if (dilation_w) *dilation_w = c.dil_w;
-  if (mode) *mode = c.mode;
-  if (computeType) *computeType = c.compute;
-  return CUDNN_STATUS_SUCCESS;
-}
-
 cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t convDesc, int groupCount) {
   if (!convDesc || groupCount < 1) return CUDNN_STATUS_BAD_PARAM;
   convDesc->groups = groupCount;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolutionGroupCount(cudnnConvolutionDescriptor_t convDesc, int* groupCount) {
-  if (!convDesc || !groupCount) return CUDNN_STATUS_BAD_PARAM;
-  *groupCount = convDesc->groups;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -756,50 +630,7 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t convDesc,
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnGetConvolutionMathType(cudnnConvolutionDescriptor_t convDesc, cudnnMathType_t* mathType) {
-  if (!convDesc || !mathType) return CUDNN_STATUS_BAD_PARAM;
-  *mathType = convDesc->math;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t convDesc,
-                                                    const cudnnTensorDescriptor_t inputTensorDesc,
-                                                    const cudnnFilterDescriptor_t filterDesc, int* n, int* c, int* h,
-                                                    int* w) {
-  if (!convDesc || !inputTensorDesc || !filterDesc || !convDesc->set || !inputTensorDesc->set || !filterDesc->set ||
-      !n || !c || !h || !w)
-    return CUDNN_STATUS_BAD_PARAM;
-  const cudnnTensorStruct& x = *inputTensorDesc;
-  const cudnnFilterStruct& f = *filterDesc;
-  const cudnnConvolutionStruct& cv = *convDesc;
-  if (x.dim[1] != f.dim[1] * cv.groups) return CUDNN_STATUS_BAD_PARAM;
-  const int64_t p = out_size(x.dim[2], cv.pad_h, f.dim[2], cv.dil_h, cv.u);
-  const int64_t q = out_size(x.dim[3], cv.pad_w, f.dim[3], cv.dil_w, cv.v);
-  if (p <= 0 || q <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *n = static_cast<int>(x.dim[0]), *c = static_cast<int>(f.dim[0]), *h = static_cast<int>(p);
-  *w = static_cast<int>(q);
-  return CUDNN_STATUS_SUCCESS;
-}
-
 // --- algorithms
-
-cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t handle, int* count) {
-  if (!handle || !count) return CUDNN_STATUS_BAD_PARAM;
-  *count = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t handle, int* count) {
-  if (!handle || !count) return CUDNN_STATUS_BAD_PARAM;
-  *count = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t handle, int* count) {
-  if (!handle || !count) return CUDNN_STATUS_BAD_PARAM;
-  *count = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
-  return CUDNN_STATUS_SUCCESS;
-}
 
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t handle, const cudnnTensorDescriptor_t srcDesc,
                                                      const cudnnFilterDescriptor_t filterDesc,

@@ -6,7 +6,8 @@
 // touch. While a stream is captured its work is recorded instead, and what a capture forbids
 // (synchronizing, pageable copies, waiting on captured events) fails and invalidates the capture, as
 // CUDA does. GLIA_EMU_DEVICES (default 1) sets the number of devices, GLIA_EMU_MEMORY_MB (default
-// 16384) the memory of each.
+// 16384) the memory of each; GLIA_EMU_PROFILE=1 prints each captured graph's kernels by launch site.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,7 @@ struct CUstream_st {
   uint64_t next = 0;  // sequence number of the next item
   bool capturing = false, invalidated = false;
   std::vector<std::function<void()>> captured;
+  std::map<std::string, int> captured_kernels;  // launch site -> count (GLIA_EMU_PROFILE)
 };
 
 struct CUevent_st {
@@ -155,6 +157,35 @@ cudaError_t forbidden_in_capture(CUstream_st* s, const char* what) {
   return fail(cudaErrorStreamCaptureUnsupported);
 }
 
+/// GLIA_EMU_PROFILE=1: each captured CUDA Graph's kernels by launch site, printed when it ends, and
+/// at exit how often the host launched graphs, launched kernels outside them, copied and waited.
+struct Counts {
+  std::atomic<long> graphs{0}, kernels{0}, h2d{0}, d2h{0}, waits{0};
+};
+Counts& counts() {
+  static Counts* c = new Counts;
+  return *c;
+}
+bool profile() {
+  static const bool on = [] {
+    bool p = env_int("GLIA_EMU_PROFILE", 0) != 0;
+    if (p)
+      std::atexit([] {
+        Counts& c = counts();
+        std::fprintf(stderr,
+                     "CUDA emulator: %ld graph launches, %ld kernel launches outside graphs, %ld host-to-device "
+                     "and %ld device-to-host copies, %ld host waits (stream, event or device synchronizations, "
+                     "copies into pageable memory)\n",
+                     c.graphs.load(), c.kernels.load(), c.h2d.load(), c.d2h.load(), c.waits.load());
+      });
+    return p;
+  }();
+  return on;
+}
+void count(std::atomic<long> Counts::*which) {
+  if (profile()) ++(counts().*which);
+}
+
 void fill_bytes(void* p, size_t n) { std::memset(p, 0xff, n); }
 
 }  // namespace
@@ -204,6 +235,13 @@ void launch(const Cfg& c, int host_ptr, std::function<void()> body) {
                  c.where.file_name(), c.where.line(), s->device, t_device);
     fail(cudaErrorInvalidResourceHandle);
     return;
+  }
+  if (profile()) {
+    std::lock_guard<std::mutex> l(s->m);
+    if (s->capturing)
+      ++s->captured_kernels[std::string(c.where.file_name()) + ":" + std::to_string(c.where.line())];
+    else
+      ++counts().kernels;
   }
   Cfg cfg = c;
   enqueue(s, [cfg, body = std::move(body)] { run_grid(cfg, body); });
@@ -321,6 +359,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
 }
 cudaError_t cudaDeviceSynchronize() {
   if (capturing(resolve(nullptr))) return forbidden_in_capture(resolve(nullptr), "cudaDeviceSynchronize");
+  count(&Counts::waits);
   flush_device(t_device);
   return cudaSuccess;
 }
@@ -476,7 +515,11 @@ cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cuda
     enqueue(s, [dst, src, n] { std::memmove(dst, src, n); });
   }
   // Into pageable memory (or a synchronous copy): the call returns when the copy is done.
-  if (!async || md == Mem::Pageable) flush(s);
+  if (!capturing(s)) count(md == Mem::Device ? &Counts::h2d : &Counts::d2h);
+  if (!async || md == Mem::Pageable) {
+    count(&Counts::waits);
+    flush(s);
+  }
   return cudaSuccess;
 }
 
@@ -537,6 +580,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   CUstream_st* s = resolve(stream);
   if (capturing(s)) return forbidden_in_capture(s, "cudaStreamSynchronize");
+  count(&Counts::waits);
   flush(s);
   return cudaSuccess;
 }
@@ -563,6 +607,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   stream->capturing = true;
   stream->invalidated = false;
   stream->captured.clear();
+  stream->captured_kernels.clear();
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
@@ -575,6 +620,14 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
     stream->captured.clear();
     return fail(cudaErrorStreamCaptureInvalidated);
   }
+  if (profile()) {
+    int total = 0;
+    for (const auto& [site, n] : stream->captured_kernels) total += n;
+    std::fprintf(stderr, "CUDA emulator: captured a graph of %zu operations, %d kernel launches:\n",
+                 stream->captured.size(), total);
+    for (const auto& [site, n] : stream->captured_kernels) std::fprintf(stderr, "  %5d  %s\n", n, site.c_str());
+  }
+  stream->captured_kernels.clear();
   *graph = new CUgraph_st{std::move(stream->captured)};
   stream->captured.clear();
   return cudaSuccess;
@@ -623,12 +676,21 @@ cudaError_t wait_event(cudaEvent_t e, const char* what) {
   if (!e) return fail(cudaErrorInvalidResourceHandle);
   if (!e->recorded) return cudaSuccess;
   if (e->in_capture) return forbidden_in_capture(e->stream, what);
+  count(&Counts::waits);
   flush(e->stream, e->seq + 1);
   return cudaSuccess;
 }
 }  // namespace
 cudaError_t cudaEventSynchronize(cudaEvent_t e) { return wait_event(e, "cudaEventSynchronize on a captured event"); }
-cudaError_t cudaEventQuery(cudaEvent_t e) { return wait_event(e, "cudaEventQuery on a captured event"); }
+// Not ready while the work before the event is still queued: the emulated GPU does nothing until the
+// host waits for it, so code that polls must cope with a GPU that is behind.
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  if (!e) return fail(cudaErrorInvalidResourceHandle);
+  if (!e->recorded) return cudaSuccess;
+  if (e->in_capture) return forbidden_in_capture(e->stream, "cudaEventQuery on a captured event");
+  std::lock_guard<std::mutex> l(e->stream->m);
+  return e->stream->queue.empty() || e->stream->queue.front().seq > e->seq ? cudaSuccess : cudaErrorNotReady;
+}
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   if (!ms || !a || !b) return fail(cudaErrorInvalidValue);
   if (!a->timing || !b->timing || !a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
@@ -645,6 +707,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (!exec) return fail(cudaErrorInvalidValue);
+  count(&Counts::graphs);
   for (const auto& w : exec->work) enqueue(stream, w);
   return cudaSuccess;
 }

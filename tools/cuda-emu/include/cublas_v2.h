@@ -3,8 +3,8 @@
 //
 // What the emulator does beyond the arithmetic, to behave as the real library for the caller:
 // - work runs on the handle's stream (glia_emu::enqueue: at once, later, or at each replay of a captured CUDA Graph);
-//   scalars are read from the host pointers when the call is made, as cuBLAS's default (host) pointer mode does
-//   (in device pointer mode, from device memory when the work runs);
+//   scalars are read from the host pointers when the call is made, as cuBLAS's default (host) pointer mode does (the
+//   only pointer mode emulated);
 // - TF32: with CUBLAS_COMPUTE_32F_FAST_TF32, or CUBLAS_COMPUTE_32F on a handle in CUBLAS_TF32_TENSOR_OP_MATH, float
 //   operands are rounded to TF32 (10 mantissa bits, to nearest) before the products, as tensor cores do;
 // - operands that are not device memory (glia_emu::is_device_pointer), or scalars that are, fail the call with
@@ -44,8 +44,6 @@ typedef enum {
   CUBLAS_OP_HERMITAN = 2,
   CUBLAS_OP_CONJG = 3
 } cublasOperation_t;
-
-typedef enum { CUBLAS_POINTER_MODE_HOST = 0, CUBLAS_POINTER_MODE_DEVICE = 1 } cublasPointerMode_t;
 
 typedef enum {
   CUBLAS_DEFAULT_MATH = 0,
@@ -119,23 +117,15 @@ typedef enum {
 typedef struct cublasContext* cublasHandle_t;
 
 cublasStatus_t cublasCreate(cublasHandle_t* handle);
-cublasStatus_t cublasDestroy(cublasHandle_t handle);
-cublasStatus_t cublasGetVersion(cublasHandle_t handle, int* version);
 cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value);
-const char* cublasGetStatusName(cublasStatus_t status);
 const char* cublasGetStatusString(cublasStatus_t status);
 
-/// Also resets the workspace to the library's own, as cuBLAS does (set a user workspace after it).
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
-cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* stream);
-/// The workspace must be 256-byte aligned (else CUBLAS_STATUS_INVALID_VALUE, as cuBLAS) and device memory (the
-/// emulator's check, also CUBLAS_STATUS_INVALID_VALUE). The emulator never uses it.
+/// Set it after cublasSetStream, which resets it to the library's own in cuBLAS. It must be 256-byte aligned (else
+/// CUBLAS_STATUS_INVALID_VALUE, as cuBLAS) and device memory (the emulator's check, also CUBLAS_STATUS_INVALID_VALUE).
+/// The emulator never uses it.
 cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, size_t workspaceSizeInBytes);
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode);
-cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode);
-/// Device pointer mode: alpha / beta are read from device memory when the work runs.
-cublasStatus_t cublasSetPointerMode(cublasHandle_t handle, cublasPointerMode_t mode);
-cublasStatus_t cublasGetPointerMode(cublasHandle_t handle, cublasPointerMode_t* mode);
 
 /// C[i] = alpha op(A[i]) op(B[i]) + beta C[i] for i < batchCount, column-major, A[i] = A + i * strideA (elements).
 /// Types (as cuBLAS): compute 32F / 32F_PEDANTIC / 32F_FAST_TF32 with A, B, C all 32F, or A, B 16F / 16BF and C the
@@ -148,22 +138,3 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long int strideB, const void* beta, void* C, cudaDataType_t Ctype,
                                           int ldc, long long int strideC, int batchCount,
                                           cublasComputeType_t computeType, cublasGemmAlgo_t algo);
-/// cublasGemmStridedBatchedEx with one matrix each.
-cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                            int k, const void* alpha, const void* A, cudaDataType_t Atype, int lda, const void* B,
-                            cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
-                            cublasComputeType_t computeType, cublasGemmAlgo_t algo);
-cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                           int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
-                           const float* beta, float* C, int ldc);
-cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                           int k, const double* alpha, const double* A, int lda, const double* B, int ldb,
-                           const double* beta, double* C, int ldc);
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                         int m, int n, int k, const float* alpha, const float* A, int lda,
-                                         long long int strideA, const float* B, int ldb, long long int strideB,
-                                         const float* beta, float* C, int ldc, long long int strideC, int batchCount);
-cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                         int m, int n, int k, const double* alpha, const double* A, int lda,
-                                         long long int strideA, const double* B, int ldb, long long int strideB,
-                                         const double* beta, double* C, int ldc, long long int strideC, int batchCount);
