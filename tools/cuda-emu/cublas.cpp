@@ -2,7 +2,6 @@
 // are naive loops with double sums; each call checks its arguments as cuBLAS does, then queues its work on the
 // handle's stream with everything it needs copied into the closure (the call's arguments may be gone when it runs).
 #include <cublas_v2.h>
-#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -19,59 +18,23 @@ struct cublasContext {
 
 namespace {
 
-// --- 16-bit floats (the conversions of cuda_fp16.h / cuda_bf16.h) and TF32
-
-using glia_emu::to_tf32;
-uint16_t float_to_half(float f) { return glia_emu::f32_to_f16_bits(f); }
-float half_to_float(uint16_t h) { return glia_emu::f16_bits_to_f32(h); }
-uint16_t float_to_bf16(float f) { return glia_emu::f32_to_bf16_bits(f); }
-float bf16_to_float(uint16_t b) { return glia_emu::bf16_bits_to_f32(b); }
-
 // --- the product
 
-/// How float operands are rounded before the products (the compute type's inputs).
-enum class Round { None, Tf32, Half, Bf16 };
+using glia_emu::Elem;
+using glia_emu::Round;
 
-double load(const void* p, cudaDataType_t t, int64_t i, Round r) {
-  switch (t) {
-    case CUDA_R_64F:
-      return static_cast<const double*>(p)[i];
-    case CUDA_R_16F:
-      return half_to_float(static_cast<const uint16_t*>(p)[i]);
-    case CUDA_R_16BF:
-      return bf16_to_float(static_cast<const uint16_t*>(p)[i]);
-    default: {
-      float f = static_cast<const float*>(p)[i];
-      return r == Round::Tf32   ? to_tf32(f)
-             : r == Round::Half ? half_to_float(float_to_half(f))
-             : r == Round::Bf16 ? bf16_to_float(float_to_bf16(f))
-                                : f;
-    }
-  }
+Elem elem(cudaDataType_t t) {
+  return t == CUDA_R_64F ? Elem::F64 : t == CUDA_R_16F ? Elem::F16 : t == CUDA_R_16BF ? Elem::BF16 : Elem::F32;
 }
-
-void store(void* p, cudaDataType_t t, int64_t i, double v) {
-  switch (t) {
-    case CUDA_R_64F:
-      static_cast<double*>(p)[i] = v;
-      break;
-    case CUDA_R_16F:  // through float, as the float compute type rounds
-      static_cast<uint16_t*>(p)[i] = float_to_half(static_cast<float>(v));
-      break;
-    case CUDA_R_16BF:
-      static_cast<uint16_t*>(p)[i] = float_to_bf16(static_cast<float>(v));
-      break;
-    default:
-      static_cast<float*>(p)[i] = static_cast<float>(v);
-  }
-}
+double load(const void* p, cudaDataType_t t, int64_t i, Round r) { return glia_emu::load_elem(p, elem(t), i, r); }
+void store(void* p, cudaDataType_t t, int64_t i, double v) { glia_emu::store_elem(p, elem(t), i, v); }
 
 size_t type_size(cudaDataType_t t) { return t == CUDA_R_64F ? 8 : t == CUDA_R_16F || t == CUDA_R_16BF ? 2 : 4; }
 
 /// A scalar (alpha, beta) of type 0 float, 1 double, 2 half.
 double read_scalar(const void* p, int type) {
   return type == 1   ? *static_cast<const double*>(p)
-         : type == 2 ? half_to_float(*static_cast<const uint16_t*>(p))
+         : type == 2 ? glia_emu::f16_bits_to_f32(*static_cast<const uint16_t*>(p))
                      : *static_cast<const float*>(p);
 }
 

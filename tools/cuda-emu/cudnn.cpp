@@ -2,8 +2,6 @@
 // emulated). Each call checks its descriptors as cuDNN does, then queues its work on the handle's stream with the
 // geometry, pointers and scalars copied into the closure (descriptors may be destroyed before the work runs). The
 // convolutions are naive loops over operands converted to double, in N, C, H, W order, with double sums.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cudnn.h>
 
 #include <algorithm>
@@ -46,14 +44,6 @@ struct cudnnConvolutionStruct {
 
 namespace {
 
-// --- 16-bit floats (the conversions of cuda_fp16.h / cuda_bf16.h) and TF32
-
-using glia_emu::to_tf32;
-uint16_t float_to_half(float f) { return glia_emu::f32_to_f16_bits(f); }
-float half_to_float(uint16_t h) { return glia_emu::f16_bits_to_f32(h); }
-uint16_t float_to_bf16(float f) { return glia_emu::f32_to_bf16_bits(f); }
-float bf16_to_float(uint16_t b) { return glia_emu::bf16_bits_to_f32(b); }
-
 // --- data
 
 bool is_float_type(cudnnDataType_t t) {
@@ -66,36 +56,17 @@ int64_t elem_size(cudnnDataType_t t) {
   return t == CUDNN_DATA_DOUBLE ? 8 : t == CUDNN_DATA_HALF || t == CUDNN_DATA_BFLOAT16 ? 2 : 4;
 }
 
+glia_emu::Elem elem(cudnnDataType_t t) {
+  using glia_emu::Elem;
+  return t == CUDNN_DATA_DOUBLE     ? Elem::F64
+         : t == CUDNN_DATA_HALF     ? Elem::F16
+         : t == CUDNN_DATA_BFLOAT16 ? Elem::BF16
+                                    : Elem::F32;
+}
 double load(const void* p, cudnnDataType_t t, int64_t i, bool tf32) {
-  switch (t) {
-    case CUDNN_DATA_DOUBLE:
-      return static_cast<const double*>(p)[i];
-    case CUDNN_DATA_HALF:
-      return half_to_float(static_cast<const uint16_t*>(p)[i]);
-    case CUDNN_DATA_BFLOAT16:
-      return bf16_to_float(static_cast<const uint16_t*>(p)[i]);
-    default: {
-      float f = static_cast<const float*>(p)[i];
-      return tf32 ? to_tf32(f) : f;
-    }
-  }
+  return glia_emu::load_elem(p, elem(t), i, tf32 ? glia_emu::Round::Tf32 : glia_emu::Round::None);
 }
-
-void store(void* p, cudnnDataType_t t, int64_t i, double v) {
-  switch (t) {
-    case CUDNN_DATA_DOUBLE:
-      static_cast<double*>(p)[i] = v;
-      break;
-    case CUDNN_DATA_HALF:  // through float, as the float compute type rounds
-      static_cast<uint16_t*>(p)[i] = float_to_half(static_cast<float>(v));
-      break;
-    case CUDNN_DATA_BFLOAT16:
-      static_cast<uint16_t*>(p)[i] = float_to_bf16(static_cast<float>(v));
-      break;
-    default:
-      static_cast<float*>(p)[i] = static_cast<float>(v);
-  }
-}
+void store(void* p, cudnnDataType_t t, int64_t i, double v) { glia_emu::store_elem(p, elem(t), i, v); }
 
 /// A 4-d operand in memory: dims (n, c, h, w) or (k, c, r, s) and their strides in elements.
 struct View {
