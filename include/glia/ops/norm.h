@@ -26,4 +26,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& gamma = {}, const Tensor& beta = {},
                   double eps = 1e-5);
 
+namespace detail {
+/// The dtype batch and layer norm keep their statistics (and the parameters they meet) in: float64
+/// for float64 input, float32 otherwise. The CUDA batch-norm kernels read and write them in it.
+inline DType norm_stat_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
+}  // namespace detail
+
 }  // namespace glia

@@ -13,8 +13,7 @@
 namespace glia {
 namespace {
 
-/// The dtype batch-norm statistics are kept in: float64 for float64 input, float32 otherwise.
-DType stat_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
+using detail::norm_stat_dtype;
 
 /// All dims but the last (the rows a channel's statistics run over).
 std::vector<int64_t> row_dims(int64_t ndim) {
@@ -103,7 +102,7 @@ GLIA_OP(batch_norm_train)
     .infer([](InferContext& c) {
       check_floating(c.input(0), "batch_norm");
       Shape C = {c.shape(0).back()};
-      DType sd = stat_dtype(c.dtype(0));
+      DType sd = norm_stat_dtype(c.dtype(0));
       c.set_output(c.shape(0), c.dtype(0));
       c.set_output(C, sd);
       c.set_output(C, sd);
@@ -130,7 +129,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   check_channel_vector(running_var, C, "running_var", x.shape());
   check_channel_vector(gamma, C, "gamma", x.shape());
   check_channel_vector(beta, C, "beta", x.shape());
-  DType sd = stat_dtype(x.dtype());
+  DType sd = norm_stat_dtype(x.dtype());
   Tensor g = gamma.defined() ? cast(gamma, sd) : ones({C}, {.dtype = sd, .device = x.device()});
   Tensor b = beta.defined() ? cast(beta, sd) : zeros({C}, {.dtype = sd, .device = x.device()});
   if (o.training) {
@@ -183,8 +182,8 @@ GLIA_OP(layer_norm_fwd)
     .infer([](InferContext& c) {
       Shape stat = {c.shape(0)[0], 1};
       c.set_output(c.shape(0), c.dtype(0));
-      c.set_output(stat, stat_dtype(c.dtype(0)));
-      c.set_output(stat, stat_dtype(c.dtype(0)));
+      c.set_output(stat, norm_stat_dtype(c.dtype(0)));
+      c.set_output(stat, norm_stat_dtype(c.dtype(0)));
     })
     .save_inputs({0, 1})
     .save_outputs({1, 2})
@@ -209,7 +208,7 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& gamma,
     check_floating(*t, "layer_norm", t == &gamma ? "gamma" : "beta");
   }
   int64_t H = numel(norm_shape), R = H == 0 ? 0 : x.numel() / H;
-  DType sd = stat_dtype(x.dtype());
+  DType sd = norm_stat_dtype(x.dtype());
   Tensor g = gamma.defined() ? reshape(cast(gamma, sd), {H}) : ones({H}, {.dtype = sd, .device = x.device()});
   Tensor b = beta.defined() ? reshape(cast(beta, sd), {H}) : zeros({H}, {.dtype = sd, .device = x.device()});
   // A graph's unknown batch (numel -1): reshape infers the rows at run time.

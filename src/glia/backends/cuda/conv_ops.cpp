@@ -31,6 +31,7 @@
 #include "glia/core/autotune.h"
 #include "glia/core/cuda.h"
 #include "glia/core/scratch.h"
+#include "glia/ops/norm.h"
 #include "glia/ops/op.h"
 
 namespace glia::cuda {
@@ -682,10 +683,6 @@ void avg_backward(KernelContext& k) {
 /// Per-channel vectors (scale, shift) as contiguous float64 on the output's device.
 Tensor channel_vec(const KernelContext& k, size_t i) { return input_as(k, i, DType::f64).contiguous(); }
 
-/// The dtype of batch norm's statistics and parameters for data of dtype x (stat_dtype of
-/// ops/norm.cpp): the finishing kernels read and write them in it, without casts around them.
-DType stat_dt(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
-
 /// Input i as a contiguous [C] vector of dtype sd (itself unless it is a view or another dtype).
 Tensor channel_in(const KernelContext& k, size_t i, DType sd) { return input_as(k, i, sd).contiguous(); }
 
@@ -712,7 +709,7 @@ void bn_train_forward(KernelContext& k) {
   int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
   if (C == 0) return;
   double eps = k.attr<double>("eps");
-  const DType sd = stat_dt(x.dtype());
+  const DType sd = detail::norm_stat_dtype(x.dtype());
   Tensor gamma = channel_in(k, 1, sd), beta = channel_in(k, 2, sd);
   Tensor mean = direct_out(mean_out, sd), invstd = direct_out(invstd_out, sd), var = direct_out(var_out, sd);
   Device dev = y.device();
@@ -742,7 +739,7 @@ void bn_backward(KernelContext& k) {
   int64_t C = x.shape().back(), M = C == 0 ? 0 : x.numel() / C;
   if (C == 0) return;
   Tensor g = input_as(k, 0, x.dtype()).contiguous();
-  const DType sd = stat_dt(x.dtype());
+  const DType sd = detail::norm_stat_dtype(x.dtype());
   Tensor mean = channel_in(k, 2, sd), invstd = channel_in(k, 3, sd), gamma = channel_in(k, 4, sd);
   Tensor dgamma = direct_out(dgamma_out, sd), dbeta = direct_out(dbeta_out, sd);
   Device dev = dx.device();
