@@ -28,7 +28,7 @@ Tensor layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& gamma 
 
 namespace detail {
 /// The dtype batch and layer norm keep their statistics (and the parameters they meet) in: float64
-/// for float64 input, float32 otherwise. The CUDA batch-norm kernels read and write them in it.
+/// for float64 input, float32 otherwise. The CUDA normalization kernels read and write them in it.
 inline DType norm_stat_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
 }  // namespace detail
 

@@ -683,18 +683,6 @@ void avg_backward(KernelContext& k) {
 /// Per-channel vectors (scale, shift) as contiguous float64 on the output's device.
 Tensor channel_vec(const KernelContext& k, size_t i) { return input_as(k, i, DType::f64).contiguous(); }
 
-/// Input i as a contiguous [C] vector of dtype sd (itself unless it is a view or another dtype).
-Tensor channel_in(const KernelContext& k, size_t i, DType sd) { return input_as(k, i, sd).contiguous(); }
-
-/// Where a kernel writes output `out`: out itself when it is contiguous of dtype sd (as the op's
-/// outputs are), else scratch that finish_out copies into out.
-Tensor direct_out(const Tensor& out, DType sd) {
-  return out.is_contiguous() && out.dtype() == sd ? out : detail::scratch_empty(out.shape(), sd, out.device());
-}
-void finish_out(const Tensor& written, const Tensor& out) {
-  if (!written.is_same(out)) copy_into(written, out);
-}
-
 /// Scratch for the partial sums of bn_partial_sums: [P, 2, C] doubles (at least one element), in
 /// the plan's scratch window when there is one.
 Tensor partials(int64_t M, int64_t C, Device dev) {
@@ -710,8 +698,8 @@ void bn_train_forward(KernelContext& k) {
   if (C == 0) return;
   double eps = k.attr<double>("eps");
   const DType sd = detail::norm_stat_dtype(x.dtype());
-  Tensor gamma = channel_in(k, 1, sd), beta = channel_in(k, 2, sd);
-  Tensor mean = direct_out(mean_out, sd), invstd = direct_out(invstd_out, sd), var = direct_out(var_out, sd);
+  Tensor gamma = input_as(k, 1, sd).contiguous(), beta = input_as(k, 2, sd).contiguous();
+  Tensor mean = as_target(mean_out, sd), invstd = as_target(invstd_out, sd), var = as_target(var_out, sd);
   Device dev = y.device();
   Tensor part = partials(M, C, dev);
   Tensor coef = detail::scratch_empty({2 * C}, DType::f64, dev);  // y = x a + b
@@ -726,9 +714,9 @@ void bn_train_forward(KernelContext& k) {
     launch::channel_affine(ptr(x), dptr(coef), dptr(coef) + C, ptr(y), M, C, d, s);
     check(cudaGetLastError(), "batch_norm");
   }
-  finish_out(mean, mean_out);
-  finish_out(invstd, invstd_out);
-  finish_out(var, var_out);
+  finish_target(mean, mean_out);
+  finish_target(invstd, invstd_out);
+  finish_target(var, var_out);
 }
 
 void bn_backward(KernelContext& k) {
@@ -740,8 +728,9 @@ void bn_backward(KernelContext& k) {
   if (C == 0) return;
   Tensor g = input_as(k, 0, x.dtype()).contiguous();
   const DType sd = detail::norm_stat_dtype(x.dtype());
-  Tensor mean = channel_in(k, 2, sd), invstd = channel_in(k, 3, sd), gamma = channel_in(k, 4, sd);
-  Tensor dgamma = direct_out(dgamma_out, sd), dbeta = direct_out(dbeta_out, sd);
+  Tensor mean = input_as(k, 2, sd).contiguous(), invstd = input_as(k, 3, sd).contiguous(),
+         gamma = input_as(k, 4, sd).contiguous();
+  Tensor dgamma = as_target(dgamma_out, sd), dbeta = as_target(dbeta_out, sd);
   Device dev = dx.device();
   Tensor part = partials(M, C, dev);
   Tensor coef = detail::scratch_empty({3 * C}, DType::f64, dev);  // dx = g a + x b + d
@@ -757,8 +746,8 @@ void bn_backward(KernelContext& k) {
     launch::channel_affine2(ptr(g), ptr(x), cp, cp + C, cp + 2 * C, ptr(dx), M, C, d, s);
     check(cudaGetLastError(), "batch_norm_backward");
   }
-  finish_out(dgamma, dgamma_out);
-  finish_out(dbeta, dbeta_out);
+  finish_target(dgamma, dgamma_out);
+  finish_target(dbeta, dbeta_out);
 }
 
 void bn_apply(KernelContext& k) {

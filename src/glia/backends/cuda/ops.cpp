@@ -8,6 +8,7 @@
 #include "glia/autograd/autograd.h"
 #include "glia/backends/cuda/runtime.h"
 #include "glia/core/cuda.h"
+#include "glia/core/scratch.h"
 #include "glia/ops/op.h"
 
 namespace glia::cuda {
@@ -19,6 +20,14 @@ void copy_into(const Tensor& src, const Tensor& dst) {
   const Tensor* ops[2] = {&dst, &src};
   launch::copy(strided(dst.shape(), ops), dt(dst.dtype()), dt(src.dtype()), stream(dst.device().index));
   check(cudaGetLastError(), "copy kernel");
+}
+
+Tensor as_target(const Tensor& out, DType d) {
+  return out.is_contiguous() && out.dtype() == d ? out : detail::scratch_empty(out.shape(), d, out.device());
+}
+
+void finish_target(const Tensor& written, const Tensor& out) {
+  if (!written.is_same(out)) copy_into(written, out);
 }
 
 void fill(const Tensor& out, const Scalar& v) {

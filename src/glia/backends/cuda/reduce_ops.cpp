@@ -7,6 +7,7 @@
 #include "glia/backends/cuda/launch_reduce.h"
 #include "glia/backends/cuda/runtime.h"
 #include "glia/core/scratch.h"
+#include "glia/ops/norm.h"
 #include "glia/ops/op.h"
 
 namespace glia::cuda {
@@ -174,18 +175,6 @@ void softmax_kernel(KernelContext& k, bool log) {
   check(cudaGetLastError(), k.name());
 }
 
-/// The dtype the layer-norm kernels keep statistics and parameters in: that of the accumulation.
-DType acc_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
-
-/// `out` itself when it has dtype d, else a temporary of dtype d to copy into `out` afterwards.
-Tensor as_target(const Tensor& out, DType d) {
-  return out.dtype() == d ? out : detail::scratch_empty(out.shape(), d, out.device());
-}
-
-void finish_target(const Tensor& tmp, const Tensor& out) {
-  if (!tmp.is_same(out)) copy_into(tmp, out);
-}
-
 void check_float(const char* op, DType d) {
   GLIA_CHECK(is_floating(d), DTypeError, op, ": no CUDA kernel for dtype ", name(d));
 }
@@ -197,7 +186,7 @@ void ln_forward(KernelContext& k) {
   Tensor x = input_as(k, 0, y.dtype()).contiguous();
   int64_t R = x.shape()[0], H = x.shape()[1];
   if (R == 0) return;
-  DType a = acc_dtype(x.dtype());
+  DType a = detail::norm_stat_dtype(x.dtype());
   Tensor gamma = input_as(k, 1, a).contiguous(), beta = input_as(k, 2, a).contiguous();
   Tensor mean = as_target(mean_out, a), rstd = as_target(rstd_out, a);
   int dev = y.device().index;
@@ -225,7 +214,7 @@ void ln_backward(KernelContext& k) {
     fill(dbeta_out, 0);
     return;
   }
-  DType a = acc_dtype(x.dtype());
+  DType a = detail::norm_stat_dtype(x.dtype());
   Tensor mean = input_as(k, 2, a).contiguous(), rstd = input_as(k, 3, a).contiguous();
   Tensor gamma = input_as(k, 4, a).contiguous();
   Tensor dgamma = as_target(dgamma_out, a), dbeta = as_target(dbeta_out, a);

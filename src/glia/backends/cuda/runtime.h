@@ -51,6 +51,10 @@ Tensor on_device(const Tensor& t, Device dev, DType d);
 Tensor input_as(const KernelContext& k, size_t i, DType d);
 /// dst[...] = src[...] (src broadcast to dst's shape, converted to dst's dtype), both on dst's GPU.
 void copy_into(const Tensor& src, const Tensor& dst);
+/// Where a kernel writes output `out` in dtype d: out itself when it is contiguous of dtype d, else
+/// plan scratch that finish_target copies into `out` afterwards.
+Tensor as_target(const Tensor& out, DType d);
+void finish_target(const Tensor& written, const Tensor& out);
 /// out[...] = v, out on a GPU.
 void fill(const Tensor& out, const Scalar& v);
 
