@@ -1,7 +1,7 @@
 // CUDA emulator (tools/cuda-emu): CUDA's runtime API on the CPU, faithful where Glia's use of it could
 // be wrong. Device memory is host memory, filled with 0xff bytes (NaN) when allocated so that reading
 // what was never written shows. Work on a stream is queued and runs only when the host waits for it
-// (stream / event / device synchronization, a copy into pageable host memory, cudaFree), so a missing
+// (stream or event synchronization, a copy into pageable host memory, cudaFree), so a missing
 // wait leaves stale data exactly where a GPU would. Copies are checked against the allocations they
 // touch. While a stream is captured its work is recorded instead, and what a capture forbids
 // (synchronizing, pageable copies, waiting on captured events) fails and invalidates the capture, as
@@ -134,12 +134,12 @@ void flush(CUstream_st* s, uint64_t upto = UINT64_MAX) {
   }
 }
 
-void flush_device(int device) {
+/// Runs every stream's queued work (what cudaFree and cudaFreeHost wait for).
+void flush_all() {
   std::vector<CUstream_st*> all;
   {
     std::lock_guard<std::mutex> l(global().m);
-    for (CUstream_st* s : global().streams)
-      if (device < 0 || s->device == device) all.push_back(s);
+    all.assign(global().streams.begin(), global().streams.end());
   }
   for (CUstream_st* s : all) flush(s);
 }
@@ -174,7 +174,7 @@ bool profile() {
         Counts& c = counts();
         std::fprintf(stderr,
                      "CUDA emulator: %ld graph launches, %ld kernel launches outside graphs, %ld host-to-device "
-                     "and %ld device-to-host copies, %ld host waits (stream, event or device synchronizations, "
+                     "and %ld device-to-host copies, %ld host waits (stream or event synchronizations, "
                      "copies into pageable memory)\n",
                      c.graphs.load(), c.kernels.load(), c.h2d.load(), c.d2h.load(), c.waits.load());
       });
@@ -321,7 +321,6 @@ cudaError_t cudaGetLastError() {
   t_last = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return t_last; }
 
 cudaError_t cudaGetDeviceCount(int* count) {
   if (!count) return fail(cudaErrorInvalidValue);
@@ -357,12 +356,6 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   p->multiProcessorCount = 132;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() {
-  if (capturing(resolve(nullptr))) return forbidden_in_capture(resolve(nullptr), "cudaDeviceSynchronize");
-  count(&Counts::waits);
-  flush_device(t_device);
-  return cudaSuccess;
-}
 cudaError_t cudaRuntimeGetVersion(int* v) {
   if (!v) return fail(cudaErrorInvalidValue);
   *v = 13000;
@@ -395,7 +388,7 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
 
 cudaError_t cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
-  flush_device(-1);  // cudaFree waits for the device
+  flush_all();  // cudaFree waits for the device
   Global& g = global();
   std::lock_guard<std::mutex> l(g.m);
   auto it = g.allocs.find(reinterpret_cast<uintptr_t>(ptr));
@@ -419,11 +412,10 @@ cudaError_t cudaHostAlloc(void** ptr, size_t size, unsigned int) {
   *ptr = p;
   return cudaSuccess;
 }
-cudaError_t cudaMallocHost(void** ptr, size_t size) { return cudaHostAlloc(ptr, size, 0); }
 
 cudaError_t cudaFreeHost(void* ptr) {
   if (!ptr) return cudaSuccess;
-  flush_device(-1);
+  flush_all();
   std::lock_guard<std::mutex> l(global().m);
   auto it = global().allocs.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == global().allocs.end() || it->second.device >= 0) {
@@ -475,8 +467,10 @@ bool classify(const void* p, size_t n, Mem* m, int* device, const char* what, co
   return true;
 }
 
-cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t stream, bool async,
-                 const char* what) {
+}  // namespace
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t stream) {
+  const char* what = "cudaMemcpyAsync";
   if (n == 0) return cudaSuccess;
   if (!dst || !src) return fail(cudaErrorInvalidValue);
   Mem md, ms;
@@ -514,25 +508,13 @@ cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cuda
   } else {
     enqueue(s, [dst, src, n] { std::memmove(dst, src, n); });
   }
-  // Into pageable memory (or a synchronous copy): the call returns when the copy is done.
   if (!capturing(s)) count(md == Mem::Device ? &Counts::h2d : &Counts::d2h);
-  if (!async || md == Mem::Pageable) {
+  // Into pageable memory the call returns when the copy is done.
+  if (md == Mem::Pageable) {
     count(&Counts::waits);
     flush(s);
   }
   return cudaSuccess;
-}
-
-}  // namespace
-
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
-  CUstream_st* s = resolve(nullptr);
-  if (capturing(s)) return forbidden_in_capture(s, "cudaMemcpy");
-  flush_device(t_device);
-  return copy(dst, src, count, kind, nullptr, false, "cudaMemcpy");
-}
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream) {
-  return copy(dst, src, count, kind, stream, true, "cudaMemcpyAsync");
 }
 cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t count,
                                 cudaStream_t stream) {
@@ -549,15 +531,6 @@ cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int 
   enqueue(stream, [dst, src, count] { std::memmove(dst, src, count); });
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t stream) {
-  if (count == 0) return cudaSuccess;
-  Mem m;
-  int d;
-  if (!classify(ptr, count, &m, &d, "cudaMemsetAsync", "destination") || m != Mem::Device)
-    return fail(cudaErrorInvalidValue);
-  enqueue(stream, [ptr, value, count] { std::memset(ptr, value, count); });
-  return cudaSuccess;
-}
 
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
@@ -569,35 +542,11 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
   *s = st;
   return cudaSuccess;
 }
-cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  if (!s) return fail(cudaErrorInvalidResourceHandle);
-  flush(s);
-  std::lock_guard<std::mutex> l(global().m);
-  global().streams.erase(s);
-  delete s;
-  return cudaSuccess;
-}
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   CUstream_st* s = resolve(stream);
   if (capturing(s)) return forbidden_in_capture(s, "cudaStreamSynchronize");
   count(&Counts::waits);
   flush(s);
-  return cudaSuccess;
-}
-cudaError_t cudaStreamQuery(cudaStream_t stream) {
-  CUstream_st* s = resolve(stream);
-  if (capturing(s)) return forbidden_in_capture(s, "cudaStreamQuery");
-  flush(s);
-  return cudaSuccess;
-}
-cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t e, unsigned int) {
-  if (!e) return fail(cudaErrorInvalidResourceHandle);
-  // Everything before the event on its stream runs before what is queued after this on `stream`.
-  if (e->recorded && e->stream != resolve(stream)) {
-    CUstream_st* src = e->stream;
-    uint64_t upto = e->seq + 1;
-    enqueue(stream, [src, upto] { flush(src, upto); });
-  }
   return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
