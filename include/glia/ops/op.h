@@ -61,7 +61,8 @@ class Attrs {
 struct TensorSpec {
   Shape shape;
   DType dtype;
-  /// Where the output is made; unset: on the inputs' device (only copies across devices set it).
+  /// Where the output is made; unset: on the inputs' device (set by copies across devices and by ops
+  /// without inputs, such as random draws, whose kernel is then that device's).
   std::optional<Device> device = std::nullopt;
 };
 

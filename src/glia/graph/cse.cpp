@@ -19,11 +19,13 @@ bool commutative(const std::string& op) {
          op == "logical_or" || op == "logical_xor" || op == "eq" || op == "ne";
 }
 
-/// The key of a small constant: dtype, shape, number flag and bytes.
+/// The key of a small constant: device, dtype, shape, number flag and bytes (read on the host: a
+/// constant on a GPU is copied, as its memory is not the host's).
 std::string constant_key(const Tensor& t) {
   graph_hook::Suspend eager;
-  std::string k = std::string(name(t.dtype())) + to_string(t.shape()) + (t.impl()->wrapped_number ? "w" : "t");
-  Tensor c = t.contiguous();
+  std::string k =
+      t.device().str() + std::string(name(t.dtype())) + to_string(t.shape()) + (t.impl()->wrapped_number ? "w" : "t");
+  Tensor c = t.contiguous().to(Device::cpu());
   k.append(static_cast<const char*>(c.data_ptr()), c.nbytes());
   return k;
 }

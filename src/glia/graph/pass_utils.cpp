@@ -114,7 +114,7 @@ bool all_equal(const Tensor& t, double x) {
   if (!t.defined() || t.numel() == 0 || t.numel() > (int64_t(1) << 22) || t.is_symbolic()) return false;
   graph_hook::Suspend eager;
   no_grad ng;
-  Tensor d = t.to(DType::f64).contiguous();
+  Tensor d = t.to(DType::f64).contiguous().to(Device::cpu());  // read on the host
   const double* p = d.data<double>();
   for (int64_t i = 0; i < d.numel(); ++i)
     if (!(p[i] == x)) return false;

@@ -235,6 +235,8 @@ TensorList dispatch(const OpDef& op, std::span<const Tensor> in, Attrs attrs) {
     InferContext ic(op, in, attrs);
     op.infer_fn()(ic);
     Device dev = common_device(op, in);
+    // An op without inputs (a random draw) runs on the device its output is made on.
+    if (in.empty() && !ic.outputs().empty() && ic.outputs()[0].device) dev = *ic.outputs()[0].device;
     const KernelFn* k = op.kernel_for(dev.type);
     GLIA_CHECK(k != nullptr, DeviceError, op.name(), ": no kernel for device ", dev.str());
     for (auto& spec : ic.outputs()) out.push_back(Tensor::empty(spec.shape, spec.dtype, spec.device.value_or(dev)));
