@@ -1,14 +1,21 @@
 // CUDA emulator (tools/cuda-emu): CUDA's runtime API on the CPU, faithful where Glia's use of it could
 // be wrong. Device memory is host memory, filled with 0xff bytes (NaN) when allocated so that reading
-// what was never written shows. Work on a stream is queued and runs only when the host waits for it
-// (stream or event synchronization, a copy into pageable host memory, cudaFree), so a missing
-// wait leaves stale data exactly where a GPU would. Copies are checked against the allocations they
-// touch. While a stream is captured its work is recorded instead, and what a capture forbids
-// (synchronizing, pageable copies, waiting on captured events) fails and invalidates the capture, as
-// CUDA does. GLIA_EMU_DEVICES (default 1) sets the number of devices, GLIA_EMU_MEMORY_MB (default
-// 16384) the memory of each; GLIA_EMU_PROFILE=1 prints each captured graph's kernels by launch site.
+// what was never written shows. It lies in one arena that host code cannot touch: the arena is
+// readable and writable only while the emulator runs device work, so a host read or write of device
+// memory faults as on a GPU, and a SIGSEGV handler names the address and prints a backtrace. Work on a stream is queued
+// and runs only when the host waits for it (stream or event synchronization, a copy into pageable host memory,
+// cudaFree), so a missing wait leaves stale data exactly where a GPU would. Copies are checked against the allocations
+// they touch. While a stream is captured its work is recorded instead, and what a capture forbids (synchronizing,
+// pageable copies, waiting on captured events) fails and invalidates the capture, as CUDA does. GLIA_EMU_DEVICES
+// (default 1) sets the number of devices, GLIA_EMU_MEMORY_MB (default 16384) the memory of each; GLIA_EMU_PROFILE=1
+// prints each captured graph's kernels by launch site.
+#include <execinfo.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -107,6 +114,104 @@ Global& global() {
   return *g;
 }
 
+/// Device memory: one reserved range, inaccessible (PROT_NONE) except while at least one
+/// DeviceAccess is alive. First-fit allocation in 256-byte units from a free list.
+class Arena {
+ public:
+  Arena() : bytes_(2 * device_memory() * static_cast<size_t>(device_count())) {
+    void* p = mmap(nullptr, bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      std::fprintf(stderr, "CUDA emulator: cannot reserve %zu bytes of address space for device memory\n", bytes_);
+      std::abort();
+    }
+    base_ = static_cast<char*>(p);
+    free_[0] = bytes_;
+    struct sigaction sa {};
+    sa.sa_sigaction = &Arena::on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;  // the fault repeats after the handler and kills as before
+    sigaction(SIGSEGV, &sa, nullptr);
+  }
+  void* get(size_t n) {
+    n = (n + 255) / 256 * 256;
+    std::lock_guard<std::mutex> l(m_);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < n) continue;
+      size_t at = it->first, left = it->second - n;
+      free_.erase(it);
+      if (left) free_[at + n] = left;
+      return base_ + at;
+    }
+    return nullptr;
+  }
+  void put(void* p, size_t n) {
+    n = (n + 255) / 256 * 256;
+    size_t at = static_cast<size_t>(static_cast<char*>(p) - base_);
+    std::lock_guard<std::mutex> l(m_);
+    auto next = free_.lower_bound(at);
+    if (next != free_.end() && next->first == at + n) {
+      n += next->second;
+      next = free_.erase(next);
+    }
+    if (next != free_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == at) {
+        prev->second += n;
+        return;
+      }
+    }
+    free_[at] = n;
+  }
+  /// Opens the arena to this process (nested and from several threads: it closes with the last).
+  void open() {
+    std::lock_guard<std::mutex> l(m_);
+    if (open_++ == 0) protect(PROT_READ | PROT_WRITE);
+  }
+  void close() {
+    std::lock_guard<std::mutex> l(m_);
+    if (--open_ == 0) protect(PROT_NONE);
+  }
+
+ private:
+  void protect(int prot) {
+    if (mprotect(base_, bytes_, prot) != 0) {
+      std::perror("CUDA emulator: mprotect of device memory");
+      std::abort();
+    }
+  }
+  static void on_fault(int, siginfo_t* info, void*);
+  char* base_ = nullptr;
+  size_t bytes_;
+  std::mutex m_;
+  std::map<size_t, size_t> free_;  // offset -> bytes
+  int open_ = 0;
+};
+
+Arena& arena() {
+  static Arena* a = new Arena;
+  return *a;
+}
+
+void Arena::on_fault(int, siginfo_t* info, void*) {
+  const Arena& a = arena();
+  auto* at = static_cast<char*>(info->si_addr);
+  if (at < a.base_ || at >= a.base_ + a.bytes_) return;  // not device memory: the default action follows
+  // Only async-signal-safe calls: the process dies right after.
+  static const char msg[] =
+      "CUDA emulator: host code read or wrote device memory (memory from cudaMalloc), which faults on a "
+      "GPU too. Backtrace:\n";
+  (void)!write(2, msg, sizeof msg - 1);
+  void* frames[48];
+  backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
+}
+
+/// While alive, device memory is accessible: the emulator is running device work.
+struct DeviceAccess {
+  DeviceAccess() { arena().open(); }
+  ~DeviceAccess() { arena().close(); }
+  DeviceAccess(const DeviceAccess&) = delete;
+  DeviceAccess& operator=(const DeviceAccess&) = delete;
+};
+
 /// The allocation holding [p, p + n), or null (not found, or the range runs past its end: `past` set).
 const Alloc* find(const void* p, size_t n, bool* past = nullptr) {
   Global& g = global();
@@ -127,6 +232,8 @@ CUstream_st* resolve(cudaStream_t s) { return s ? s : global().legacy.at(static_
 /// Runs s's queued work up to (not including) sequence number `upto`.
 void flush(CUstream_st* s, uint64_t upto = UINT64_MAX) {
   std::lock_guard<std::mutex> l(s->m);
+  if (s->queue.empty() || s->queue.front().seq >= upto) return;
+  DeviceAccess open;
   while (!s->queue.empty() && s->queue.front().seq < upto) {
     auto w = std::move(s->queue.front().work);
     s->queue.pop_front();
@@ -376,9 +483,12 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
     std::lock_guard<std::mutex> l(g.m);
     if (g.used[static_cast<size_t>(t_device)] + size > device_memory()) return fail(cudaErrorMemoryAllocation);
   }
-  void* p = std::aligned_alloc(256, (size + 255) / 256 * 256);
+  void* p = arena().get(size);
   if (!p) return fail(cudaErrorMemoryAllocation);
-  fill_bytes(p, size);
+  {
+    DeviceAccess open;
+    fill_bytes(p, size);
+  }
   std::lock_guard<std::mutex> l(g.m);
   g.used[static_cast<size_t>(t_device)] += size;
   g.allocs[reinterpret_cast<uintptr_t>(p)] = Alloc{size, t_device};
@@ -397,8 +507,8 @@ cudaError_t cudaFree(void* ptr) {
     return fail(cudaErrorInvalidValue);
   }
   g.used[static_cast<size_t>(it->second.device)] -= it->second.bytes;
+  arena().put(ptr, it->second.bytes);
   g.allocs.erase(it);
-  std::free(ptr);
   return cudaSuccess;
 }
 
