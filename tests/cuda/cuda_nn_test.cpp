@@ -258,6 +258,49 @@ TEST(CudaConv, FirstSeenWhileRecordingKeepsTheHeuristicsChoice) {
                                  1e-4, 1e-4));
 }
 
+/// Sets GLIA_CONV_WAY (nhwc, nchw or gemm: every convolution runs that way where it can) while alive.
+struct ConvWay {
+  explicit ConvWay(const char* way) { setenv("GLIA_CONV_WAY", way, 1); }
+  ~ConvWay() { unsetenv("GLIA_CONV_WAY"); }
+};
+
+// Each way of running a float32 convolution (cuDNN on NHWC, cuDNN on NCHW, im2col / col2im with
+// cuBLAS), forced, on every geometry of conv_cases() plus a 1x1 kernel with stride 2 (ResNet's
+// shortcut): forward with and without bias, on permuted views, and the gradients, against the CPU.
+// Grouped cases fall back to cuDNN under "gemm". The last case's column matrices are 9 MiB an image,
+// so the GEMM way runs it in two chunks (7 images of 8, then 1) and sums the weight gradient over them.
+TEST(CudaConv, EveryWayMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  std::vector<ConvCase> cases = conv_cases();
+  cases.push_back({2, 8, 8, 4, 1, 1, 6, opts({2, 2}, Padding2d::valid())});
+  for (const char* way : {"nhwc", "nchw", "gemm"}) {
+    ConvWay forced(way);
+    for (const ConvCase& c : cases) {
+      auto [x, w, b] = conv_inputs(c, DType::f32);
+      auto o = c.o;
+      auto [rt, at] = conv_tol(DType::f32);
+      EXPECT_TRUE(same_on_gpu([&](auto& v) { return conv2d(v[0], v[1], Tensor(), o); }, {x, w}, rt, at))
+          << c.str() << " " << way;
+      Tensor xs = x.permute({0, 3, 1, 2}).contiguous(), ws = w.permute({1, 0, 2, 3}).contiguous();
+      EXPECT_TRUE(same_on_gpu(
+          [&](auto& v) {
+            return conv2d(v[0].permute({0, 2, 3, 1}), v[1].permute({1, 0, 2, 3}), v[2], o);
+          },
+          {xs, ws, b}, rt, at))
+          << c.str() << " views " << way;
+      EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, rt, at))
+          << c.str() << " gradients " << way;
+    }
+  }
+  ConvWay gemm("gemm");
+  ConvCase big{8, 64, 64, 64, 3, 3, 2, opts({1, 1}, Padding2d::same())};
+  auto [x, w, b] = conv_inputs(big, DType::f32);
+  auto o = big.o;
+  // Sums of 576 products: float rounding grows with the count.
+  EXPECT_TRUE(same_grads_on_gpu([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b}, {0, 1, 2}, 1e-4, 1e-3))
+      << big.str() << " in chunks";
+}
+
 // Integer inputs are refused (by the ops, before any kernel), on the GPU as on the CPU.
 TEST(CudaConv, IntegerDTypeNamesTheOp) {
   SKIP_WITHOUT_GPU();

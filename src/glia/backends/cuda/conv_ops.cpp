@@ -488,72 +488,201 @@ Tensor conv_filter(const Tensor& w, bool nhwc) {
 /// An NHWC activation in NHWC or NCHW.
 Tensor conv_act(const Tensor& t, bool nhwc) { return contiguous_temp(nhwc ? t : t.permute({0, 3, 1, 2})); }
 
-/// The layouts measured for each convolution (op, dtype, geometry): true for NHWC.
-struct Layouts {
+// --- convolutions as matrix products: im2col (conv_gemm.cu) and cuBLAS, in chunks of images
+
+/// Bytes of one chunk's column matrix (at least one image's).
+constexpr int64_t kGemmChunkBytes = int64_t(64) << 20;
+
+/// Whether the GEMM way takes this convolution: float32 (cuDNN's tensor cores serve 16-bit data,
+/// float64 keeps NCHW), one group, and cuBLAS's int sizes for one image's matrices.
+bool gemm_fits(const Geom& g, DType t) {
+  if (t != DType::f32 || g.G != 1) return false;
+  const int64_t k = g.KH * g.KW * g.C, rows = g.OH * g.OW;
+  return k > 0 && k <= INT_MAX && g.O <= INT_MAX && rows <= INT_MAX && rows * k <= INT_MAX;
+}
+
+launch::ColGeom col_geom(const Geom& g) {
+  return {g.H, g.W, g.C, g.KH, g.KW, g.OH, g.OW, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
+}
+
+/// A 1x1 kernel with stride 1 and no padding: the column matrix is the input itself.
+bool col_is_input(const Geom& g) {
+  return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+}
+
+/// Images per chunk: a column matrix of at most kGemmChunkBytes (one image at least), and at most
+/// INT_MAX rows and elements for cuBLAS.
+int64_t gemm_chunk(const Geom& g) {
+  const int64_t rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
+  int64_t nb = std::max<int64_t>(1, kGemmChunkBytes / std::max<int64_t>(1, rows * k * 4));
+  nb = std::min({nb, g.N, INT_MAX / std::max<int64_t>(1, rows * k)});
+  return std::max<int64_t>(1, nb);
+}
+
+/// Column-major C [m, n] = op(A) op(B) + beta C in float32 on the device's stream (TF32 as
+/// allow_tf32(), as the matmul op).
+void sgemm(int dev, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const char* op) {
+  const float one = 1.f;
+  DeviceGuard guard(dev);
+  check(
+      cublasGemmStridedBatchedEx(cublas(dev), ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                                 &one, a, CUDA_R_32F, static_cast<int>(lda), 0, b, CUDA_R_32F, static_cast<int>(ldb), 0,
+                                 &beta, c, CUDA_R_32F, static_cast<int>(ldc), 0, 1,
+                                 allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      op);
+}
+
+const float* fptr(const Tensor& t) { return static_cast<const float*>(t.data_ptr()); }
+float* fptr_mut(const Tensor& t) { return static_cast<float*>(t.data_ptr()); }
+
+/// The pass of one chunk of images [n0, n0 + nb): the column matrix of x's chunk (x itself for a
+/// 1x1 kernel), from `col` scratch.
+const float* columns(const Geom& g, const Tensor& x, const Tensor& col, int64_t n0, int64_t nb, int dev) {
+  const float* xs = fptr(x) + n0 * g.H * g.W * g.C;
+  if (col_is_input(g)) return xs;
+  launch::im2col(xs, fptr_mut(col), col_geom(g), nb, stream(dev));
+  check(cudaGetLastError(), "im2col");
+  return fptr(col);
+}
+
+/// y [N, OH, OW, O] = col(x) [rows, K] x w [K, O], per chunk (the Keras kernel [KH, KW, C, O] is
+/// the row-major [K, O] matrix). Row-major products are column-major ones transposed: cuBLAS computes
+/// y^T = w^T col^T.
+void gemm_forward(const Geom& g, const Tensor& x_in, const Tensor& w_in, const Tensor& y, const char* op) {
+  const int dev = y.device().index;
+  Tensor x = contiguous_temp(x_in), w = contiguous_temp(w_in);
+  const int64_t nb = gemm_chunk(g), rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
+  Tensor col = col_is_input(g) ? Tensor() : detail::scratch_empty({nb * rows * k}, DType::f32, y.device());
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t b = std::min(nb, g.N - n0);
+    const float* a = columns(g, x, col, n0, b, dev);
+    sgemm(dev, CUBLAS_OP_N, CUBLAS_OP_N, g.O, b * rows, k, fptr(w), g.O, a, k, 0.f, fptr_mut(y) + n0 * rows * g.O, g.O,
+          op);
+  }
+}
+
+/// gx = col2im(gy [rows, O] x w^T), per chunk; for a 1x1 kernel the product is gx itself.
+void gemm_input_grad(const Geom& g, const Tensor& gy_in, const Tensor& w_in, const Tensor& gx, const char* op) {
+  const int dev = gx.device().index;
+  Tensor gy = contiguous_temp(gy_in), w = contiguous_temp(w_in);
+  const int64_t nb = gemm_chunk(g), rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
+  const bool direct = col_is_input(g);
+  Tensor dcol = direct ? Tensor() : detail::scratch_empty({nb * rows * k}, DType::f32, gx.device());
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t b = std::min(nb, g.N - n0);
+    float* gxs = fptr_mut(gx) + n0 * g.H * g.W * g.C;
+    float* out = direct ? gxs : fptr_mut(dcol);
+    sgemm(dev, CUBLAS_OP_T, CUBLAS_OP_N, k, b * rows, g.O, fptr(w), g.O, fptr(gy) + n0 * rows * g.O, g.O, 0.f, out, k,
+          op);
+    if (!direct) {
+      launch::col2im(out, gxs, col_geom(g), b, stream(dev));
+      check(cudaGetLastError(), "col2im");
+    }
+  }
+}
+
+/// gw [K, O] = sum over chunks of col(x)^T [K, rows] x gy [rows, O]: cuBLAS computes gw^T = gy^T col.
+void gemm_weight_grad(const Geom& g, const Tensor& x_in, const Tensor& gy_in, const Tensor& gw, const char* op) {
+  const int dev = gw.device().index;
+  Tensor x = contiguous_temp(x_in), gy = contiguous_temp(gy_in);
+  const int64_t nb = gemm_chunk(g), rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
+  Tensor col = col_is_input(g) ? Tensor() : detail::scratch_empty({nb * rows * k}, DType::f32, gw.device());
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t b = std::min(nb, g.N - n0);
+    const float* a = columns(g, x, col, n0, b, dev);
+    sgemm(dev, CUBLAS_OP_N, CUBLAS_OP_T, g.O, k, b * rows, fptr(gy) + n0 * rows * g.O, g.O, a, k, n0 == 0 ? 0.f : 1.f,
+          fptr_mut(gw), g.O, op);
+  }
+}
+
+/// The ways a convolution pass runs: cuDNN on NHWC, cuDNN on NCHW (with transposed copies), or
+/// im2col + cuBLAS (float32, one group).
+enum Way : int { kNhwc = 0, kNchw = 1, kGemm = 2 };
+constexpr const char* kWayNames[] = {"NHWC", "NCHW", "GEMM"};
+
+/// The way measured for each convolution (op, dtype, geometry).
+struct Ways {
   std::mutex mu;
-  std::unordered_map<std::string, bool> nhwc;
-  static Layouts& get() {
-    static Layouts l;
-    return l;
+  std::unordered_map<std::string, int> way;
+  static Ways& get() {
+    static Ways w;
+    return w;
   }
 };
 
-/// Runs attempt(nhwc), which returns false where the layout has no algorithm for the geometry and
-/// is idempotent (it overwrites its output): float64 on NCHW; float32 and 16-bit floats on NHWC
-/// first, NCHW where NHWC has no algorithm. With conv_autotune(), the first call of a geometry
-/// (outside a CUDA Graph recording) runs both and times them (NCHW with its transposed copies), and
-/// NCHW is kept when it is at least 10% faster: cuDNN's NHWC kernels are made for tensor cores, and
-/// plain float32 may run faster on NCHW even with the copies, which cost memory, though.
+/// GLIA_CONV_WAY=nhwc|nchw|gemm: every convolution runs that way where it can (for tests and
+/// experiments); -1 otherwise. Read at each call, so that a test can set it.
+int forced_way() {
+  const char* e = std::getenv("GLIA_CONV_WAY");
+  if (!e) return -1;
+  std::string v = e;
+  return v == "nhwc" ? kNhwc : v == "nchw" ? kNchw : v == "gemm" ? kGemm : -1;
+}
+
+/// Runs attempt(way), which returns false where the way has no algorithm for the geometry and is
+/// idempotent (it overwrites its output). float64: NCHW (cuDNN has no double NHWC kernels). float32
+/// and 16-bit floats: NHWC first, then NCHW, then GEMM (float32). With conv_autotune(), the first
+/// call of a geometry (outside a CUDA Graph recording) runs each way and times it, and keeps NHWC
+/// unless another is at least 10% faster: NCHW's copies and GEMM's column matrix take memory (in a
+/// compiled step, the arena's free stretch when it has room, else beside it). cuDNN's NHWC kernels
+/// are made for tensor cores; plain float32 can run faster on NCHW even with the copies, and small
+/// images, few channels or large strides faster as matrix products on cuBLAS.
 template <class F>
-void in_some_layout(DType t, const char* op, const Geom& g, int dev, F&& attempt_in) {
+void in_some_way(DType t, const char* op, const Geom& g, int dev, F&& attempt_in) {
   // Each attempt's temporaries are free again once its work is queued.
-  auto attempt = [&](bool nhwc) {
+  auto attempt = [&](int way) {
     detail::ScratchMark mark;
-    return attempt_in(nhwc);
+    return attempt_in(way);
   };
-  std::string key;
-  if (t != DType::f64 && conv_autotune()) {
-    key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.key());
-    Layouts& l = Layouts::get();
-    std::optional<bool> known;
+  const bool gemm = gemm_fits(g, t);
+  std::vector<int> ways = t == DType::f64 ? std::vector<int>{kNchw} : std::vector<int>{kNhwc, kNchw};
+  if (gemm) ways.push_back(kGemm);
+  if (int f = forced_way(); f >= 0 && std::find(ways.begin(), ways.end(), f) != ways.end() && attempt(f)) return;
+  if (ways.size() > 1 && conv_autotune()) {
+    std::string key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.key());
+    Ways& l = Ways::get();
+    std::optional<int> known;
     {
       std::lock_guard<std::mutex> lock(l.mu);
-      if (auto it = l.nhwc.find(key); it != l.nhwc.end()) known = it->second;
+      if (auto it = l.way.find(key); it != l.way.end()) known = it->second;
     }
     if (known) {
-      if (attempt(*known) || attempt(!*known)) return;
+      if (attempt(*known)) return;
     } else if (!capturing(dev)) {
-      std::vector<double> ms(2, -1.0);
-      for (int i = 0; i < 2; ++i) {
+      std::vector<double> ms(ways.size(), -1.0);
+      for (size_t i = 0; i < ways.size(); ++i) {
         try {
-          if (attempt(i == 0)) ms[static_cast<size_t>(i)] = time_ms(dev, [&] { attempt(i == 0); });
+          if (attempt(ways[i])) ms[i] = time_ms(dev, [&] { attempt(ways[i]); });
         } catch (const DeviceError&) {
-          // Out of memory (NCHW's copies, a workspace): not measured; the plain path below reports
-          // errors that are not about this layout.
+          // Out of memory (NCHW's copies, a workspace, a column matrix): not measured; the plain
+          // path below reports errors that are not about this way.
           (void)cudaGetLastError();
-          ms[static_cast<size_t>(i)] = -1;
+          ms[i] = -1;
         }
       }
-      // NCHW only when at least 10% faster: its copies of x and y take memory (in a compiled step,
-      // the arena's free stretch when it has room, else beside the arena: the step's peak grows).
       int best = detail::pick_fastest(ms, 0.10);
-      if (log_choices())
-        std::fprintf(stderr, "glia: %s %s: NHWC %.4f ms, NCHW %.4f ms -> %s\n", op, g.shapes().c_str(), ms[0], ms[1],
-                     best == 0   ? "NHWC"
-                     : best == 1 ? "NCHW"
-                                 : "none");
+      if (log_choices()) {
+        std::string line = detail::str("glia: ", op, " ", g.shapes(), " stride ", g.sh, ":");
+        for (size_t i = 0; i < ways.size(); ++i)
+          line += detail::str(i ? ", " : " ", kWayNames[ways[i]], " ",
+                              ms[i] < 0 ? std::string("-") : detail::str(ms[i]), " ms");
+        line += detail::str(" -> ", best < 0 ? "none" : kWayNames[ways[static_cast<size_t>(best)]]);
+        std::fprintf(stderr, "%s\n", line.c_str());
+      }
       if (best >= 0) {
+        const int w = ways[static_cast<size_t>(best)];
         {
           std::lock_guard<std::mutex> lock(l.mu);
-          l.nhwc[key] = best == 0;
+          l.way[key] = w;
         }
-        if (best == 0) attempt(true);  // NCHW ran (or failed) last: its output is to be replaced
-        return;
+        // The last way measured wrote the output last: the kept one runs again unless it is that.
+        if (static_cast<size_t>(best) + 1 == ways.size() || attempt(w)) return;
       }
     }
   }
-  if (t != DType::f64 && attempt(true)) return;
-  if (attempt(false)) return;
+  for (int w : ways)
+    if (attempt(w)) return;
   throw DeviceError(detail::str(op, ": cuDNN has no algorithm for input [", g.N, ", ", g.H, ", ", g.W, ", ", g.C,
                                 "] and weight [", g.KH, ", ", g.KW, ", ", g.Cg, ", ", g.O, "] with stride (", g.sh,
                                 ", ", g.sw, "), dilation (", g.dh, ", ", g.dw, "), groups ", g.G));
@@ -576,7 +705,12 @@ void conv_forward_kernel(KernelContext& k) {
     fill(y, 0);
     bias_in_conv = false;
   } else {
-    in_some_layout(y.dtype(), op, g, dev, [&](bool nhwc) {
+    in_some_way(y.dtype(), op, g, dev, [&](int way) {
+      if (way == kGemm) {  // float32: the bias is added below, as on NHWC
+        gemm_forward(g, k.input(0), k.input(1), y, op);
+        return true;
+      }
+      const bool nhwc = way == kNhwc;
       Conv conv(g, y.dtype(), nhwc, dev, op);
       if (!conv.maybe(Pass::Fwd)) return false;
       Tensor x = conv_input(g, k.input(0), nhwc), w = conv_filter(k.input(1), nhwc);
@@ -815,7 +949,12 @@ GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
     return;
   }
   no_grad guard;
-  in_some_layout(gx.dtype(), op, g, gx.device().index, [&](bool nhwc) {
+  in_some_way(gx.dtype(), op, g, gx.device().index, [&](int way) {
+    if (way == kGemm) {
+      gemm_input_grad(g, gy, w, gx, op);
+      return true;
+    }
+    const bool nhwc = way == kNhwc;
     Conv conv(g, gx.dtype(), nhwc, gx.device().index, op);
     if (!conv.maybe(Pass::BwdData)) return false;
     Tensor dy = conv_act(gy, nhwc), wf = conv_filter(w, nhwc);
@@ -845,7 +984,12 @@ GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
     return;
   }
   no_grad guard;
-  in_some_layout(gw.dtype(), op, g, gw.device().index, [&](bool nhwc) {
+  in_some_way(gw.dtype(), op, g, gw.device().index, [&](int way) {
+    if (way == kGemm) {
+      gemm_weight_grad(g, x, gy, gw, op);
+      return true;
+    }
+    const bool nhwc = way == kNhwc;
     Conv conv(g, gw.dtype(), nhwc, gw.device().index, op);
     if (!conv.maybe(Pass::BwdFilter)) return false;
     Tensor xin = conv_input(g, x, nhwc), dy = conv_act(gy, nhwc);

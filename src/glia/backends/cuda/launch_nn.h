@@ -1,5 +1,6 @@
 // The interface between conv_ops.cpp and nn.cu: the own kernels of the neural-network ops (pooling,
-// batch-norm reductions and affine passes, the bias + activation epilogue). Plain types only.
+// batch-norm reductions and affine passes, the bias + activation epilogue; conv_gemm.cu: im2col and
+// col2im). Plain types only.
 // Every pointer is to contiguous memory; Dt is F32, F64, BF16 or F16 (the launchers return false
 // otherwise): 16-bit floats are computed in float and rounded once, statistics are double throughout.
 #pragma once
@@ -79,5 +80,18 @@ bool channel_affine(const void* x, const double* a, const double* b, void* y, in
 /// y[r, c] = g[r, c] a[c] + x[r, c] b[c] + d[c] over [M, C].
 bool channel_affine2(const void* g, const void* x, const double* a, const double* b, const double* d, void* y,
                      int64_t M, int64_t C, Dt dt, cudaStream_t s);
+
+/// A convolution as conv_gemm.cu sees it: x [nb, H, W, C] (NHWC, one group), output positions
+/// [nb, OH, OW], kernel KH x KW, strides, dilations and the top / left pads (any bottom / right pad
+/// is implied by OH / OW).
+struct ColGeom {
+  int64_t H = 0, W = 0, C = 0, KH = 0, KW = 0, OH = 0, OW = 0, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+};
+/// col [nb*OH*OW, KH*KW*C] (row-major): row (n, oh, ow) holds x's receptive field of that output
+/// position in (kh, kw, c) order, the order of the Keras kernel's rows; zeros in the padding.
+void im2col(const float* x, float* col, const ColGeom& g, int64_t nb, cudaStream_t s);
+/// The adjoint: dx [nb, H, W, C] (overwritten) = for each cell, the sum over (kh, kw) in that order
+/// of the col entries im2col reads it into.
+void col2im(const float* col, float* dx, const ColGeom& g, int64_t nb, cudaStream_t s);
 
 }  // namespace glia::cuda::launch
