@@ -536,30 +536,36 @@ void sgemm(int dev, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64
 const float* fptr(const Tensor& t) { return static_cast<const float*>(t.data_ptr()); }
 float* fptr_mut(const Tensor& t) { return static_cast<float*>(t.data_ptr()); }
 
-/// The pass of one chunk of images [n0, n0 + nb): the column matrix of x's chunk (x itself for a
-/// 1x1 kernel), from `col` scratch.
-const float* columns(const Geom& g, const Tensor& x, const Tensor& col, int64_t n0, int64_t nb, int dev) {
-  const float* xs = fptr(x) + n0 * g.H * g.W * g.C;
-  if (col_is_input(g)) return xs;
-  launch::im2col(xs, fptr_mut(col), col_geom(g), nb, stream(dev));
-  check(cudaGetLastError(), "im2col");
-  return fptr(col);
+/// Calls f(n0, nb, cols) for each chunk of images [n0, n0 + nb) of x (contiguous), cols its column
+/// matrix [nb * OH * OW, KH * KW * C] (im2col into one scratch buffer; x's chunk itself for a 1x1
+/// kernel).
+template <class F>
+void over_column_chunks(const Geom& g, const Tensor& x, F&& f) {
+  const int dev = x.device().index;
+  const int64_t nb = gemm_chunk(g), k = g.KH * g.KW * g.C;
+  const bool same = col_is_input(g);
+  Tensor col = same ? Tensor() : detail::scratch_empty({nb * g.OH * g.OW * k}, DType::f32, x.device());
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t b = std::min(nb, g.N - n0);
+    const float* xs = fptr(x) + n0 * g.H * g.W * g.C;
+    if (!same) {
+      launch::im2col(xs, fptr_mut(col), col_geom(g), b, stream(dev));
+      check(cudaGetLastError(), "im2col");
+    }
+    f(n0, b, same ? xs : fptr(col));
+  }
 }
 
 /// y [N, OH, OW, O] = col(x) [rows, K] x w [K, O], per chunk (the Keras kernel [KH, KW, C, O] is
 /// the row-major [K, O] matrix). Row-major products are column-major ones transposed: cuBLAS computes
 /// y^T = w^T col^T.
 void gemm_forward(const Geom& g, const Tensor& x_in, const Tensor& w_in, const Tensor& y, const char* op) {
-  const int dev = y.device().index;
   Tensor x = contiguous_temp(x_in), w = contiguous_temp(w_in);
-  const int64_t nb = gemm_chunk(g), rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
-  Tensor col = col_is_input(g) ? Tensor() : detail::scratch_empty({nb * rows * k}, DType::f32, y.device());
-  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-    const int64_t b = std::min(nb, g.N - n0);
-    const float* a = columns(g, x, col, n0, b, dev);
-    sgemm(dev, CUBLAS_OP_N, CUBLAS_OP_N, g.O, b * rows, k, fptr(w), g.O, a, k, 0.f, fptr_mut(y) + n0 * rows * g.O, g.O,
-          op);
-  }
+  const int64_t rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
+  over_column_chunks(g, x, [&](int64_t n0, int64_t b, const float* cols) {
+    sgemm(y.device().index, CUBLAS_OP_N, CUBLAS_OP_N, g.O, b * rows, k, fptr(w), g.O, cols, k, 0.f,
+          fptr_mut(y) + n0 * rows * g.O, g.O, op);
+  });
 }
 
 /// gx = col2im(gy [rows, O] x w^T), per chunk; for a 1x1 kernel the product is gx itself.
@@ -584,22 +590,39 @@ void gemm_input_grad(const Geom& g, const Tensor& gy_in, const Tensor& w_in, con
 
 /// gw [K, O] = sum over chunks of col(x)^T [K, rows] x gy [rows, O]: cuBLAS computes gw^T = gy^T col.
 void gemm_weight_grad(const Geom& g, const Tensor& x_in, const Tensor& gy_in, const Tensor& gw, const char* op) {
-  const int dev = gw.device().index;
   Tensor x = contiguous_temp(x_in), gy = contiguous_temp(gy_in);
-  const int64_t nb = gemm_chunk(g), rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
-  Tensor col = col_is_input(g) ? Tensor() : detail::scratch_empty({nb * rows * k}, DType::f32, gw.device());
-  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
-    const int64_t b = std::min(nb, g.N - n0);
-    const float* a = columns(g, x, col, n0, b, dev);
-    sgemm(dev, CUBLAS_OP_N, CUBLAS_OP_T, g.O, k, b * rows, fptr(gy) + n0 * rows * g.O, g.O, a, k, n0 == 0 ? 0.f : 1.f,
-          fptr_mut(gw), g.O, op);
-  }
+  const int64_t rows = g.OH * g.OW, k = g.KH * g.KW * g.C;
+  over_column_chunks(g, x, [&](int64_t n0, int64_t b, const float* cols) {
+    sgemm(gw.device().index, CUBLAS_OP_N, CUBLAS_OP_T, g.O, k, b * rows, fptr(gy) + n0 * rows * g.O, g.O, cols, k,
+          n0 == 0 ? 0.f : 1.f, fptr_mut(gw), g.O, op);
+  });
 }
 
-/// The ways a convolution pass runs: cuDNN on NHWC, cuDNN on NCHW (with transposed copies), or
-/// im2col + cuBLAS (float32, one group).
-enum Way : int { kNhwc = 0, kNchw = 1, kGemm = 2 };
-constexpr const char* kWayNames[] = {"NHWC", "NCHW", "GEMM"};
+/// The ways a convolution pass runs: cuDNN on NHWC, cuDNN on NCHW (with transposed copies), im2col +
+/// cuBLAS (float32, one group), or Glia's direct kernels (float32, few input channels; forward and
+/// weight gradient).
+enum Way : int { kNhwc = 0, kNchw = 1, kGemm = 2, kDirect = 3 };
+constexpr const char* kWayNames[] = {"NHWC", "NCHW", "GEMM", "DIRECT"};
+
+bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+
+/// Whether the direct kernels take this convolution.
+bool direct_fits(const Geom& g, DType t) {
+  return t == DType::f32 && g.G == 1 && launch::direct_fits(col_geom(g), g.O);
+}
+
+/// gw = the weight gradient by the direct kernel; false where an operand is not 16-byte aligned.
+bool direct_weight_grad(const Geom& g, const Tensor& x_in, const Tensor& gy_in, const Tensor& gw, const char* op) {
+  Tensor x = contiguous_temp(x_in), gy = contiguous_temp(gy_in);
+  if (!aligned16(gy) || !aligned16(gw)) return false;
+  const int64_t blocks = launch::direct_wgrad_blocks(g.N * g.OH * g.OW);
+  Tensor part = detail::scratch_empty({blocks * g.KH * g.KW * g.C * g.O}, DType::f32, gw.device());
+  const int dev = gw.device().index;
+  DeviceGuard guard(dev);
+  launch::direct_weight_grad(fptr(x), fptr(gy), fptr_mut(part), fptr_mut(gw), col_geom(g), g.N, g.O, stream(dev));
+  check(cudaGetLastError(), op);
+  return true;
+}
 
 /// The way measured for each convolution (op, dtype, geometry).
 struct Ways {
@@ -617,19 +640,20 @@ int forced_way() {
   const char* e = std::getenv("GLIA_CONV_WAY");
   if (!e) return -1;
   std::string v = e;
-  return v == "nhwc" ? kNhwc : v == "nchw" ? kNchw : v == "gemm" ? kGemm : -1;
+  return v == "nhwc" ? kNhwc : v == "nchw" ? kNchw : v == "gemm" ? kGemm : v == "direct" ? kDirect : -1;
 }
 
 /// Runs attempt(way), which returns false where the way has no algorithm for the geometry and is
 /// idempotent (it overwrites its output). float64: NCHW (cuDNN has no double NHWC kernels). float32
-/// and 16-bit floats: NHWC first, then NCHW, then GEMM (float32). With conv_autotune(), the first
+/// and 16-bit floats: NHWC first, then NCHW, then GEMM (float32), then DIRECT (where `direct`: the
+/// pass has direct kernels, and they take the geometry). With conv_autotune(), the first
 /// call of a geometry (outside a CUDA Graph recording) runs each way and times it, and keeps NHWC
 /// unless another is at least 10% faster: NCHW's copies and GEMM's column matrix take memory (in a
 /// compiled step, the arena's free stretch when it has room, else beside it). cuDNN's NHWC kernels
 /// are made for tensor cores; plain float32 can run faster on NCHW even with the copies, and small
 /// images, few channels or large strides faster as matrix products on cuBLAS.
 template <class F>
-void in_some_way(DType t, const char* op, const Geom& g, int dev, F&& attempt_in) {
+void in_some_way(DType t, const char* op, const Geom& g, int dev, bool direct, F&& attempt_in) {
   // Each attempt's temporaries are free again once its work is queued.
   auto attempt = [&](int way) {
     detail::ScratchMark mark;
@@ -638,6 +662,7 @@ void in_some_way(DType t, const char* op, const Geom& g, int dev, F&& attempt_in
   const bool gemm = gemm_fits(g, t);
   std::vector<int> ways = t == DType::f64 ? std::vector<int>{kNchw} : std::vector<int>{kNhwc, kNchw};
   if (gemm) ways.push_back(kGemm);
+  if (direct && direct_fits(g, t)) ways.push_back(kDirect);
   if (int f = forced_way(); f >= 0 && std::find(ways.begin(), ways.end(), f) != ways.end() && attempt(f)) return;
   if (ways.size() > 1 && conv_autotune()) {
     std::string key = detail::str(op, ' ', dev, ' ', static_cast<int>(t), ' ', allow_tf32(), ' ', g.key());
@@ -701,11 +726,22 @@ void conv_forward_kernel(KernelContext& k) {
   Tensor bias = has_bias ? input_as(k, 2, y.dtype()).contiguous() : Tensor();
   // 16-bit: cuDNN adds the bias (preloaded into the output) to its float sum before rounding.
   bool bias_in_conv = has_bias && is_16bit(y.dtype());
+  bool epilogue_done = false;
   if (g.C == 0 || g.KH * g.KW == 0) {  // nothing to sum: the bias or zeros
     fill(y, 0);
     bias_in_conv = false;
   } else {
-    in_some_way(y.dtype(), op, g, dev, [&](int way) {
+    // The direct kernel adds the bias and applies ReLU itself (when it ran last, it wrote y last).
+    auto run_way = [&](int way) {
+      if (way == kDirect) {
+        Tensor x = contiguous_temp(k.input(0)), w = contiguous_temp(k.input(1));
+        if (!aligned16(w) || !aligned16(y) || (has_bias && !aligned16(bias))) return false;
+        DeviceGuard dg(dev);
+        launch::direct_forward(fptr(x), fptr(w), has_bias ? fptr(bias) : nullptr, fptr_mut(y), col_geom(g), g.N, g.O,
+                               relu, stream(dev));
+        check(cudaGetLastError(), op);
+        return true;
+      }
       if (way == kGemm) {  // float32: the bias is added below, as on NHWC
         gemm_forward(g, k.input(0), k.input(1), y, op);
         return true;
@@ -719,8 +755,14 @@ void conv_forward_kernel(KernelContext& k) {
       if (!conv.run(Pass::Fwd, ptr(x), ptr(w), nullptr, ptr(out), bias_in_conv)) return false;
       if (!nhwc) copy_into(out.permute({0, 2, 3, 1}), y);
       return true;
+    };
+    in_some_way(y.dtype(), op, g, dev, true, [&](int way) {
+      bool ok = run_way(way);
+      if (ok) epilogue_done = way == kDirect;
+      return ok;
     });
   }
+  if (epilogue_done) return;
   if (bias_in_conv) has_bias = false;
   if (!has_bias && !relu) return;
   DeviceGuard dg(dev);
@@ -949,7 +991,7 @@ GLIA_KERNEL(conv2d_input_grad, CUDA, [](KernelContext& k) {
     return;
   }
   no_grad guard;
-  in_some_way(gx.dtype(), op, g, gx.device().index, [&](int way) {
+  in_some_way(gx.dtype(), op, g, gx.device().index, false, [&](int way) {
     if (way == kGemm) {
       gemm_input_grad(g, gy, w, gx, op);
       return true;
@@ -984,7 +1026,8 @@ GLIA_KERNEL(conv2d_weight_grad, CUDA, [](KernelContext& k) {
     return;
   }
   no_grad guard;
-  in_some_way(gw.dtype(), op, g, gw.device().index, [&](int way) {
+  in_some_way(gw.dtype(), op, g, gw.device().index, true, [&](int way) {
+    if (way == kDirect) return direct_weight_grad(g, x, gy, gw, op);
     if (way == kGemm) {
       gemm_weight_grad(g, x, gy, gw, op);
       return true;

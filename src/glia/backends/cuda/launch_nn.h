@@ -94,4 +94,19 @@ void im2col(const float* x, float* col, const ColGeom& g, int64_t nb, cudaStream
 /// of the col entries im2col reads it into.
 void col2im(const float* col, float* dx, const ColGeom& g, int64_t nb, cudaStream_t s);
 
+/// Whether the direct kernels below take a convolution with O output channels: C <= 4,
+/// KH * KW * C <= 48, O a multiple of 4 up to 128 (the first layer of an image network).
+bool direct_fits(const ColGeom& g, int64_t O);
+/// Blocks of direct_weight_grad (its partial sums are [blocks, K, O] floats), fixed by the pixel count.
+int direct_wgrad_blocks(int64_t P);
+/// y [N, OH, OW, O] = the convolution of x [N, H, W, C] with w [KH, KW, C, O] (+ bias [O], then ReLU
+/// where `relu`), summed in float in (kh, kw, c) order. w, bias and y 16-byte aligned.
+void direct_forward(const float* x, const float* w, const float* bias, float* y, const ColGeom& g, int64_t N,
+                    int64_t O, bool relu, cudaStream_t s);
+/// gw [KH, KW, C, O] = sum over the output pixels of the field times gy [N, OH, OW, O]: per block of
+/// pixels into part [direct_wgrad_blocks(N * OH * OW), K, O], then over the blocks in order. gy, part
+/// and gw 16-byte aligned.
+void direct_weight_grad(const float* x, const float* gy, float* part, float* gw, const ColGeom& g, int64_t N,
+                        int64_t O, cudaStream_t s);
+
 }  // namespace glia::cuda::launch
