@@ -178,12 +178,14 @@ TEST(CudaKeras, StepsPerExecutionTrainsTheSameStepsOnTheGpu) {
 }
 
 // Once a compiled step replays its CUDA Graph, each batch is copied from (pinned) host memory
-// straight into the graph's input buffers: a replayed step holds no batch-sized temporary on the
-// GPU (a 12.5 MiB batch here, for a model of 220 KB), and training still ends where the same
-// steps end on the CPU. SGD, not Adam: Adam moves each weight by about lr whatever its gradient's
-// size, so where a gradient is near zero the float rounding of its sign (summation order differs
-// between the devices) moved weights by 3e-4 on an H100; SGD's differences stay those of the
-// gradients.
+// straight into the graph's input buffers, the next one during the current step into the model's
+// staging buffers (cuda::BatchStager, one batch kept on the GPU from the first replay on) and from
+// there into the inputs: a replayed step holds no batch-sized temporary on the GPU (a 12.5 MiB batch
+// here, for a model of 220 KB), and training still ends where the same steps end on the CPU (so the
+// staged batches arrived whole, in order). SGD, not Adam: Adam moves each weight by about lr whatever
+// its gradient's size, so where a gradient is near zero the float rounding of its sign (summation
+// order differs between the devices) moved weights by 3e-4 on an H100; SGD's differences stay those
+// of the gradients.
 TEST(CudaKeras, ReplayedStepsCopyBatchesStraightIntoTheGraph) {
   SKIP_WITHOUT_GPU();
   const int64_t batch = 4096;
@@ -197,22 +199,21 @@ TEST(CudaKeras, ReplayedStepsCopyBatchesStraightIntoTheGraph) {
     return model;
   };
   manual_seed(9);
-  Tensor x = testing::uniform({6 * batch, 28, 28, 1}, 0.0, 1.0, DType::f32);
-  Tensor y = testing::uniform({6 * batch}, 0.0, 9.999, DType::f64).to(DType::i64);
+  Tensor x = testing::uniform({9 * batch, 28, 28, 1}, 0.0, 1.0, DType::f32);
+  Tensor y = testing::uniform({9 * batch}, 0.0, 9.999, DType::f64).to(DType::i64);
   auto gpu = make(kGpu), cpu = make(Device::cpu());
   FitOptions o{.epochs = 1, .batch_size = batch, .shuffle = false, .verbose = 0};
-  Tensor x1 = x.narrow(0, 0, 3 * batch), y1 = y.narrow(0, 0, 3 * batch);
-  Tensor x2 = x.narrow(0, 3 * batch, 3 * batch), y2 = y.narrow(0, 3 * batch, 3 * batch);
-  gpu->fit(x1, y1, o);  // traces, runs, records, replays
+  auto part = [&](const Tensor& t, int64_t i) { return t.narrow(0, 3 * i * batch, 3 * batch); };
+  gpu->fit(part(x, 0), part(y, 0), o);  // traces, runs, records, replays
+  gpu->fit(part(x, 1), part(y, 1), o);  // replays, staging the next batch from the first one on
   cuda::synchronize(kGpu);
   const int64_t before = memory_stats(kGpu).allocated_bytes;
   reset_peak_memory_stats(kGpu);
-  gpu->fit(x2, y2, o);  // replays only
+  gpu->fit(part(x, 2), part(y, 2), o);  // replays, with staging buffers already there
   cuda::synchronize(kGpu);
   const int64_t grown = memory_stats(kGpu).peak_allocated_bytes - before;
   EXPECT_LT(grown, batch * 28 * 28 * 4 / 4) << "a replayed step allocated " << grown << " bytes";
-  cpu->fit(x1, y1, o);
-  cpu->fit(x2, y2, o);
+  for (int64_t i = 0; i < 3; ++i) cpu->fit(part(x, i), part(y, i), o);
   std::vector<Variable*> wg = gpu->weights(), wc = cpu->weights();
   ASSERT_EQ(wg.size(), wc.size());
   for (size_t i = 0; i < wg.size(); ++i)

@@ -92,6 +92,44 @@ TEST(CudaCopy, PinnedTensorsCopyAsynchronouslyAndSafely) {
         << "copy " << i;
 }
 
+// cuda::BatchStager (fit's copies of the next batch during a replayed step): a staged batch arrives
+// whole in the step's buffers; a take of other tensors than those uploaded, a second take, or an
+// upload of pageable memory does nothing; new shapes get new staging buffers. The third upload waits
+// on the host for the second (its host batch is let go), and with it for the copy stream; that
+// stream's copy of batch 2 must still wait for the device stream's copy of batch 1 out of the
+// staging buffers (the emulator runs queued work only then, so a missing wait shows as batch 2 in
+// dst1).
+TEST(CudaCopy, StagedBatchesArriveWholeAndInOrder) {
+  SKIP_WITHOUT_GPU();
+  auto pinned = [](Shape s, DType dt) { return cuda::pin_memory(rnd(s, dt)); };
+  cuda::BatchStager stager(kGpu);
+  std::vector<Tensor> b1 = {pinned({5, 3}, DType::f32), pinned({5}, DType::f64)};
+  std::vector<Tensor> b2 = {pinned({5, 3}, DType::f32), pinned({5}, DType::f64)};
+  std::vector<Tensor> b3 = {pinned({5, 3}, DType::f32), pinned({5}, DType::f64)};
+  auto on_gpu = [](const std::vector<Tensor>& b) {
+    return std::vector<Tensor>{empty({5, 3}, {.device = kGpu}), empty({5}, {.dtype = b[1].dtype(), .device = kGpu})};
+  };
+  std::vector<Tensor> dst1 = on_gpu(b1), dst2 = on_gpu(b2);
+  ASSERT_TRUE(stager.upload(b1));
+  EXPECT_FALSE(stager.take(b2, dst1));  // not the uploaded tensors: nothing copied, the batch dropped
+  EXPECT_FALSE(stager.take(b1, dst1));  // used up
+  ASSERT_TRUE(stager.upload(b1));
+  ASSERT_TRUE(stager.take(b1, dst1));
+  ASSERT_TRUE(stager.upload(b2));
+  ASSERT_TRUE(stager.take(b2, dst2));
+  ASSERT_TRUE(stager.upload(b3));
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(testing::all_close(dst1[i].to(Device::cpu()), b1[i], 0, 0)) << "batch 1, tensor " << i;
+    EXPECT_TRUE(testing::all_close(dst2[i].to(Device::cpu()), b2[i], 0, 0)) << "batch 2, tensor " << i;
+  }
+  // Pageable memory is refused; a batch of another shape gets new staging buffers.
+  EXPECT_FALSE(stager.upload({rnd({5, 3}, DType::f32)}));
+  std::vector<Tensor> b4 = {pinned({2, 7}, DType::f32)}, dst4 = {empty({2, 7}, {.device = kGpu})};
+  ASSERT_TRUE(stager.upload(b4));
+  ASSERT_TRUE(stager.take(b4, dst4));
+  EXPECT_TRUE(testing::all_close(dst4[0].to(Device::cpu()), b4[0], 0, 0));
+}
+
 // Batches made in page-locked memory (what fit does on a GPU): the rows of ordinary batches, in
 // both of batch's paths (rows gathered from from_tensors, elements stacked after a map), each
 // component pinned, contiguous and of its dtype; and they copy to the GPU intact.

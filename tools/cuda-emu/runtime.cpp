@@ -33,7 +33,10 @@
 
 struct CUstream_st {
   int device = 0;
-  std::mutex m;
+  // Recursive: a stream's work may wait for another stream (cudaStreamWaitEvent), whose work may
+  // wait for this one up to an earlier point; items are taken off the queue before they run, so the
+  // inner flush of this stream finds nothing more to run.
+  std::recursive_mutex m;
   struct Item {
     uint64_t seq;
     std::function<void()> work;
@@ -231,7 +234,7 @@ CUstream_st* resolve(cudaStream_t s) { return s ? s : global().legacy.at(static_
 
 /// Runs s's queued work up to (not including) sequence number `upto`.
 void flush(CUstream_st* s, uint64_t upto = UINT64_MAX) {
-  std::lock_guard<std::mutex> l(s->m);
+  std::lock_guard<std::recursive_mutex> l(s->m);
   if (s->queue.empty() || s->queue.front().seq >= upto) return;
   DeviceAccess open;
   while (!s->queue.empty() && s->queue.front().seq < upto) {
@@ -252,14 +255,14 @@ void flush_all() {
 }
 
 bool capturing(CUstream_st* s) {
-  std::lock_guard<std::mutex> l(s->m);
+  std::lock_guard<std::recursive_mutex> l(s->m);
   return s->capturing;
 }
 
 /// What a capture forbids happened on s: the capture is invalidated (cudaStreamEndCapture fails).
 cudaError_t forbidden_in_capture(CUstream_st* s, const char* what) {
   std::fprintf(stderr, "CUDA emulator: %s while stream capture is active: not allowed in a CUDA Graph capture\n", what);
-  std::lock_guard<std::mutex> l(s->m);
+  std::lock_guard<std::recursive_mutex> l(s->m);
   s->invalidated = true;
   return fail(cudaErrorStreamCaptureUnsupported);
 }
@@ -299,7 +302,7 @@ void fill_bytes(void* p, size_t n) { std::memset(p, 0xff, n); }
 
 void enqueue(cudaStream_t stream, std::function<void()> work) {
   CUstream_st* s = resolve(stream);
-  std::lock_guard<std::mutex> l(s->m);
+  std::lock_guard<std::recursive_mutex> l(s->m);
   if (s->capturing)
     s->captured.push_back(std::move(work));
   else
@@ -344,7 +347,7 @@ void launch(const Cfg& c, int host_ptr, std::function<void()> body) {
     return;
   }
   if (profile()) {
-    std::lock_guard<std::mutex> l(s->m);
+    std::lock_guard<std::recursive_mutex> l(s->m);
     if (s->capturing)
       ++s->captured_kernels[std::string(c.where.file_name()) + ":" + std::to_string(c.where.line())];
     else
@@ -652,6 +655,31 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
   *s = st;
   return cudaSuccess;
 }
+// The stream's queued work still runs (CUDA finishes it before releasing the stream); then it is gone.
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (!stream) return fail(cudaErrorInvalidResourceHandle);
+  if (capturing(stream)) return forbidden_in_capture(stream, "cudaStreamDestroy");
+  flush(stream);
+  {
+    std::lock_guard<std::mutex> l(global().m);
+    global().streams.erase(stream);
+  }
+  delete stream;
+  return cudaSuccess;
+}
+// The work queued on `stream` after this call runs after the work queued on the event's stream
+// before its last record (run on demand, when the host waits for `stream`).
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t e, unsigned int) {
+  if (!e) return fail(cudaErrorInvalidResourceHandle);
+  CUstream_st* s = resolve(stream);
+  if (capturing(s)) return forbidden_in_capture(s, "cudaStreamWaitEvent");
+  if (!e->recorded || e->stream == s) return cudaSuccess;
+  if (e->in_capture) return forbidden_in_capture(e->stream, "cudaStreamWaitEvent on a captured event");
+  CUstream_st* src = e->stream;
+  const uint64_t upto = e->seq + 1;
+  enqueue(s, [src, upto] { flush(src, upto); });
+  return cudaSuccess;
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   CUstream_st* s = resolve(stream);
   if (capturing(s)) return forbidden_in_capture(s, "cudaStreamSynchronize");
@@ -661,7 +689,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   if (!stream) return fail(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot be captured
-  std::lock_guard<std::mutex> l(stream->m);
+  std::lock_guard<std::recursive_mutex> l(stream->m);
   if (stream->capturing) return fail(cudaErrorIllegalState);
   stream->capturing = true;
   stream->invalidated = false;
@@ -672,7 +700,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   if (!stream || !graph) return fail(cudaErrorInvalidValue);
   *graph = nullptr;
-  std::lock_guard<std::mutex> l(stream->m);
+  std::lock_guard<std::recursive_mutex> l(stream->m);
   if (!stream->capturing) return fail(cudaErrorIllegalState);
   stream->capturing = false;
   if (stream->invalidated) {
@@ -694,7 +722,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
   if (!status) return fail(cudaErrorInvalidValue);
   CUstream_st* s = resolve(stream);
-  std::lock_guard<std::mutex> l(s->m);
+  std::lock_guard<std::recursive_mutex> l(s->m);
   *status = !s->capturing    ? cudaStreamCaptureStatusNone
             : s->invalidated ? cudaStreamCaptureStatusInvalidated
                              : cudaStreamCaptureStatusActive;
@@ -717,7 +745,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   if (!e) return fail(cudaErrorInvalidResourceHandle);
   CUstream_st* s = resolve(stream);
   auto when = std::make_shared<std::chrono::steady_clock::time_point>();
-  std::lock_guard<std::mutex> l(s->m);
+  std::lock_guard<std::recursive_mutex> l(s->m);
   e->stream = s;
   e->recorded = true;
   e->when = when;
@@ -747,7 +775,7 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
   if (!e) return fail(cudaErrorInvalidResourceHandle);
   if (!e->recorded) return cudaSuccess;
   if (e->in_capture) return forbidden_in_capture(e->stream, "cudaEventQuery on a captured event");
-  std::lock_guard<std::mutex> l(e->stream->m);
+  std::lock_guard<std::recursive_mutex> l(e->stream->m);
   return e->stream->queue.empty() || e->stream->queue.front().seq > e->seq ? cudaSuccess : cudaErrorNotReady;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {

@@ -2,7 +2,9 @@
 // These functions exist in every build; in a build without the CUDA backend they say so.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "glia/core/device.h"
 #include "glia/core/tensor.h"
@@ -46,5 +48,32 @@ Tensor pin_memory(const Tensor& t);
 Tensor empty_pinned(IntList shape, DType dtype = DType::f32);
 /// Whether t is a CPU tensor in page-locked host memory (false without a GPU).
 bool is_pinned(const Tensor& t);
+
+/// Overlaps the copy of a training step's next batch to a GPU with the step itself (fit keeps one
+/// per model for its replayed CUDA Graph steps). While the GPU runs a step, upload() copies the
+/// next batch from page-locked host memory into staging buffers on the device, on a copy stream of
+/// its own; the next step's take() then copies them into its input buffers on the device's stream,
+/// a device-to-device copy of microseconds instead of the transfer over PCIe. One batch is staged at
+/// a time: an upload starts only after the device's stream has done the previous take's copies.
+class BatchStager {
+ public:
+  /// Throws DeviceError when d is not a usable CUDA device.
+  explicit BatchStager(Device d);
+  ~BatchStager();
+  BatchStager(const BatchStager&) = delete;
+  BatchStager& operator=(const BatchStager&) = delete;
+  /// Starts copying `host` (contiguous, page-locked CPU tensors, held until copied) to the device.
+  /// False, with nothing started, when one of them is not such a tensor.
+  bool upload(const std::vector<Tensor>& host);
+  /// When the last upload was of exactly the tensors `host` (the same objects), queues on the
+  /// device's stream the copy of the staged batch into `dst` (contiguous device tensors of the same
+  /// shapes and dtypes) and returns true. Otherwise queues nothing and returns false. Either way the
+  /// staged batch is used up.
+  bool take(const std::vector<Tensor>& host, const std::vector<Tensor>& dst);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace glia::cuda

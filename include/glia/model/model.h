@@ -3,6 +3,7 @@
 // with an optimizer, a loss and metrics, then fit / evaluate / predict.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -19,6 +20,9 @@
 #include "glia/optim/optimizer.h"
 
 namespace glia {
+namespace cuda {
+class BatchStager;
+}
 
 /// An optimizer by name ("adam") or object.
 class OptimizerArg {
@@ -208,8 +212,11 @@ class Model : public Layer {
   /// Batch logs from one training step (used by fit and train_on_batch). With defer_loss the loss
   /// is not read (no wait for the step): it is kept, the logs are empty, and
   /// read_deferred_losses() folds it into the running loss later.
+  /// `next`, when given, is called once a replayed GPU step has been launched, before its loss is
+  /// read: it returns the next step's batch (x, y and sample weight joined; empty when there is none),
+  /// whose copy to the GPU then overlaps this step (cuda::BatchStager).
   Logs train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
-                  bool defer_loss = false);
+                  bool defer_loss = false, const std::function<std::vector<Tensor>()>& next = {});
   Logs test_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor& sample_weight,
                  bool defer_loss = false);
   /// Outputs for one batch in inference mode.
@@ -262,7 +269,8 @@ class Model : public Layer {
   /// A step's inputs x, targets y and sample weight sw. When f's plan for the signature of `last`
   /// (replay_feeds of the previous step) replays a CUDA Graph and the host batch has that
   /// signature, the batch is copied straight into the graph's input buffers (one copy per tensor to
-  /// the device, no batch-sized temporary there, none on the device), which are returned and of
+  /// the device, no batch-sized temporary there, none on the device; from the stager's device buffers
+  /// when the previous step staged this very batch there), which are returned and of
   /// which x, y and sw are the parts. Otherwise nothing is returned and x, y and sw are the batch
   /// moved to the device.
   std::vector<Tensor> step_batch(Function* f, const std::vector<Tensor>& last, const std::vector<Tensor>& x_in,
@@ -270,6 +278,7 @@ class Model : public Layer {
                                  std::vector<Tensor>& y, Tensor& sw);
   std::unique_ptr<Function> train_fn_, test_fn_, predict_fn_;
   std::vector<Tensor> train_feeds_, test_feeds_;  // replay_feeds of the last compiled train / test step
+  std::shared_ptr<cuda::BatchStager> stager_;     // the next training batch, copied to the GPU ahead
   bool graph_failed_ = false;
 };
 using ModelPtr = std::shared_ptr<Model>;

@@ -29,6 +29,11 @@ Tensor empty_pinned(IntList, DType) {
   throw DeviceError("cuda::empty_pinned: this build of Glia has no CUDA support (page-locked memory needs it)");
 }
 bool is_pinned(const Tensor&) { return false; }
+struct BatchStager::Impl {};
+BatchStager::BatchStager(Device d) { no_cuda(d); }
+BatchStager::~BatchStager() = default;
+bool BatchStager::upload(const std::vector<Tensor>&) { return false; }
+bool BatchStager::take(const std::vector<Tensor>&, const std::vector<Tensor>&) { return false; }
 }  // namespace cuda
 
 namespace detail {

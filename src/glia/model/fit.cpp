@@ -3,7 +3,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
 #include <optional>
+#include <string>
 
 #include "glia/autograd/autograd.h"
 #include "glia/core/cuda.h"
@@ -52,6 +56,16 @@ data::Dataset batches(const data::Dataset& ds, int64_t batch_size, const std::op
 }
 
 /// Splits a dataset element into inputs, targets and an optional sample weight.
+/// Whether fit copies the next batch to the GPU while a replayed step runs (cuda::BatchStager);
+/// GLIA_STAGE_BATCHES=0 turns it off (then each step copies its own batch first), for comparisons.
+bool stage_batches() {
+  static const bool on = [] {
+    const char* e = std::getenv("GLIA_STAGE_BATCHES");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
 struct Split {
   std::vector<Tensor> x, y;
   Tensor sw;
@@ -285,19 +299,46 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
       list.each([&](callbacks::Callback& c) { c.on_train_batch_end(last, logs); });
       return !stop_training;
     };
-    for (; *it != ds.end() && (o.steps_per_epoch <= 0 || step < o.steps_per_epoch); ++*it, ++step) {
-      Split s = split_element(**it, n_in, n_out, "fit");
+    // The batch after the current one, when a replayed GPU step took it early (`next` below).
+    std::optional<Split> ahead;
+    bool advanced = false;
+    for (; *it != ds.end() && (o.steps_per_epoch <= 0 || step < o.steps_per_epoch); ++step) {
+      Split s = ahead ? std::move(*ahead) : split_element(**it, n_in, n_out, "fit");
+      ahead.reset();
+      advanced = false;
       if (exec_first < 0) {
         exec_first = step;
         list.each([&](callbacks::Callback& c) { c.on_train_batch_begin(step, {}); });
       }
-      logs = train_step(s.x, s.y, s.sw, per_exec > 1);
+      // Called by a replayed GPU step while the GPU runs it: moves on to the next batch (as the loop
+      // would after this step), whose copy to the device then overlaps the step.
+      // An error getting that batch is raised once this step is complete.
+      std::exception_ptr ahead_error;
+      auto next = [&]() -> std::vector<Tensor> {
+        try {
+          advanced = true;
+          ++*it;
+          if (*it == ds.end() || (o.steps_per_epoch > 0 && step + 1 >= o.steps_per_epoch)) return {};
+          ahead = split_element(**it, n_in, n_out, "fit");
+          std::vector<Tensor> all = ahead->x;
+          all.insert(all.end(), ahead->y.begin(), ahead->y.end());
+          if (ahead->sw.defined()) all.push_back(ahead->sw);
+          return all;
+        } catch (...) {
+          ahead_error = std::current_exception();
+          ahead.reset();
+          return {};
+        }
+      };
+      logs = train_step(s.x, s.y, s.sw, per_exec > 1, stage_batches() ? next : std::function<std::vector<Tensor>()>());
+      if (ahead_error) std::rethrow_exception(ahead_error);
       // Without deferring, a non-finite loss stops training before this step counts.
       if (per_exec == 1 && !std::isfinite(logs.at("loss")) && !end_execution(step)) break;
       state.here.epoch = epoch;
       state.here.step = step + 1;
       ++state.here.pass_step;
       if (step + 1 - exec_first == per_exec && !end_execution(step)) break;
+      if (!advanced) ++*it;
     }
     if (exec_first >= 0) end_execution(step - 1);  // the data ended inside an execution
     if (o.steps_per_epoch > 0 && *it == ds.end()) it.reset();

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "glia/autograd/autograd.h"
+#include "glia/core/cuda.h"
 #include "glia/nn/activations.h"
 #include "glia/nn/layers.h"
 #include "glia/ops/functions.h"
@@ -492,7 +493,8 @@ std::vector<Tensor> Model::step_batch(Function* f, const std::vector<Tensor>& la
     feeds = plan->static_feeds();
     no_grad g;
     // Queued after the previous replay, which read these buffers last: one stream orders them.
-    for (size_t i = 0; i < host.size(); ++i) feeds[i].copy_(host[i]);
+    if (!stager_ || !stager_->take(host, feeds))
+      for (size_t i = 0; i < host.size(); ++i) feeds[i].copy_(host[i]);
     auto nx = static_cast<std::ptrdiff_t>(x_in.size()), ny = static_cast<std::ptrdiff_t>(y_in.size());
     x.assign(feeds.begin(), feeds.begin() + nx);
     y.assign(feeds.begin() + nx, feeds.begin() + nx + ny);
@@ -505,12 +507,13 @@ std::vector<Tensor> Model::step_batch(Function* f, const std::vector<Tensor>& la
 }
 
 Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor>& y_in, const Tensor& sw_in,
-                       bool defer_loss) {
+                       bool defer_loss, const std::function<std::vector<Tensor>()>& next) {
   place_weights(x_in);
   // A replayed step: the batch goes straight into the recorded graph's inputs.
   std::vector<Tensor> x, y;
   Tensor sw;
   std::vector<Tensor> in = step_batch(train_fn_.get(), train_feeds_, x_in, y_in, sw_in, x, y, sw);
+  const bool replay = !in.empty();
   if (use_graph()) {
     // Weights are made on first use: build them eagerly, outside any graph.
     if (!built() && !is_functional()) {
@@ -523,6 +526,14 @@ Logs Model::train_step(const std::vector<Tensor>& x_in, const std::vector<Tensor
       optimizer_->begin_step();
       std::vector<Tensor> r = (*train_fn_)(in);
       train_feeds_ = replay_feeds(*train_fn_, in);
+      // While the GPU runs this replayed step, the next batch goes to the device.
+      if (replay && next) {
+        std::vector<Tensor> ahead = next();
+        if (!ahead.empty()) {
+          if (!stager_) stager_ = std::make_shared<cuda::BatchStager>(*compile_opts_.device);
+          stager_->upload(ahead);
+        }
+      }
       if (defer_loss) {
         // The outputs live in the plan's memory, which the next run overwrites: keep a copy. The
         // graph itself skips the update when this loss is not finite.

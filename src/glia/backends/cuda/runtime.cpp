@@ -250,6 +250,90 @@ bool is_pinned(const Tensor& t) {
   return a.type == cudaMemoryTypeHost;
 }
 
+struct BatchStager::Impl {
+  int dev = 0;
+  cudaStream_t copy = nullptr;
+  cudaEvent_t uploaded = nullptr, taken = nullptr;
+  bool pending = false, taken_once = false;
+  std::vector<Tensor> staging, held;  // the device buffers; the host batch being (or last) copied
+};
+
+BatchStager::BatchStager(Device d) : impl_(new Impl) {
+  GLIA_CHECK(d.is_cuda(), DeviceError, "cuda::BatchStager: expected a CUDA device, got ", d.str());
+  ensure_device(d.index);
+  impl_->dev = d.index;
+  DeviceGuard g(d.index);
+  check(cudaStreamCreateWithFlags(&impl_->copy, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  check(cudaEventCreateWithFlags(&impl_->uploaded, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventCreateWithFlags(&impl_->taken, cudaEventDisableTiming), "cudaEventCreate");
+}
+
+BatchStager::~BatchStager() {
+  if (!impl_->copy) return;
+  DeviceGuard g(impl_->dev);
+  (void)cudaStreamSynchronize(impl_->copy);  // the held host batch and the staging buffers are in use until then
+  (void)cudaEventDestroy(impl_->uploaded);
+  (void)cudaEventDestroy(impl_->taken);
+  (void)cudaStreamDestroy(impl_->copy);
+}
+
+bool BatchStager::upload(const std::vector<Tensor>& host) {
+  for (const Tensor& t : host)
+    if (!t.defined() || !t.device().is_cpu() || !t.is_contiguous() || !is_pinned(t)) return false;
+  Impl& m = *impl_;
+  DeviceGuard g(m.dev);
+  // The previous upload is done before its host tensors are let go (it is, unless nobody took it).
+  if (!m.held.empty()) check(cudaEventSynchronize(m.uploaded), "cudaEventSynchronize");
+  m.held.clear();
+  m.pending = false;
+  bool same = m.staging.size() == host.size();
+  for (size_t i = 0; same && i < host.size(); ++i)
+    same = m.staging[i].shape() == host[i].shape() && m.staging[i].dtype() == host[i].dtype();
+  if (!same) {
+    // New buffers may reuse the old ones' memory: the waits below order the copies into them after
+    // the device stream's reads of the old ones.
+    m.staging.clear();
+    for (const Tensor& t : host) m.staging.push_back(Tensor::empty(t.shape(), t.dtype(), Device::cuda(m.dev)));
+    check(cudaEventRecord(m.taken, stream(m.dev)), "cudaEventRecord");
+    m.taken_once = true;
+  }
+  // The staging buffers are free once the device stream has done the last take's copies out of them.
+  if (m.taken_once) check(cudaStreamWaitEvent(m.copy, m.taken, 0), "cudaStreamWaitEvent");
+  for (size_t i = 0; i < host.size(); ++i) {
+    size_t n = static_cast<size_t>(host[i].numel()) * host[i].itemsize();
+    if (n)
+      check(cudaMemcpyAsync(m.staging[i].data_ptr(), host[i].data_ptr(), n, cudaMemcpyHostToDevice, m.copy),
+            "cudaMemcpyAsync");
+  }
+  check(cudaEventRecord(m.uploaded, m.copy), "cudaEventRecord");
+  m.held = host;
+  m.pending = true;
+  return true;
+}
+
+bool BatchStager::take(const std::vector<Tensor>& host, const std::vector<Tensor>& dst) {
+  Impl& m = *impl_;
+  if (!m.pending) return false;
+  m.pending = false;
+  bool ok = host.size() == m.held.size() && dst.size() == m.held.size();
+  for (size_t i = 0; ok && i < host.size(); ++i)
+    ok = host[i].is_same(m.held[i]) && dst[i].device() == Device::cuda(m.dev) && dst[i].is_contiguous() &&
+         dst[i].shape() == m.staging[i].shape() && dst[i].dtype() == m.staging[i].dtype();
+  if (!ok) return false;
+  DeviceGuard g(m.dev);
+  cudaStream_t s = stream(m.dev);
+  check(cudaStreamWaitEvent(s, m.uploaded, 0), "cudaStreamWaitEvent");
+  for (size_t i = 0; i < dst.size(); ++i) {
+    size_t n = static_cast<size_t>(dst[i].numel()) * dst[i].itemsize();
+    if (n)
+      check(cudaMemcpyAsync(dst[i].data_ptr(), m.staging[i].data_ptr(), n, cudaMemcpyDeviceToDevice, s),
+            "cudaMemcpyAsync");
+  }
+  check(cudaEventRecord(m.taken, s), "cudaEventRecord");
+  m.taken_once = true;
+  return true;
+}
+
 Tensor pin_memory(const Tensor& t) {
   GLIA_CHECK(t.defined() && t.device().is_cpu(), DeviceError, "cuda::pin_memory: expected a CPU tensor, got ",
              t.defined() ? t.device().str() : std::string("an undefined tensor"));
