@@ -237,9 +237,10 @@ TensorList dispatch(const OpDef& op, std::span<const Tensor> in, Attrs attrs) {
     Device dev = common_device(op, in);
     // An op without inputs (a random draw) runs on the device its output is made on.
     if (in.empty() && !ic.outputs().empty() && ic.outputs()[0].device) dev = *ic.outputs()[0].device;
+    // The outputs first: a device that cannot be used (no GPU, no CUDA in this build) says why.
+    for (auto& spec : ic.outputs()) out.push_back(Tensor::empty(spec.shape, spec.dtype, spec.device.value_or(dev)));
     const KernelFn* k = op.kernel_for(dev.type);
     GLIA_CHECK(k != nullptr, DeviceError, op.name(), ": no kernel for device ", dev.str());
-    for (auto& spec : ic.outputs()) out.push_back(Tensor::empty(spec.shape, spec.dtype, spec.device.value_or(dev)));
     KernelContext kc(op, in, std::span<Tensor>(out.data(), out.size()), attrs);
     (*k)(kc);
   }
