@@ -122,7 +122,13 @@ Global& global() {
 class Arena {
  public:
   Arena() : bytes_(2 * device_memory() * static_cast<size_t>(device_count())) {
+    // Address space only (nothing is committed until written); less where a limit (ulimit -v)
+    // refuses that much, down to 1 GiB (an allocation that does not fit is then out of memory).
     void* p = mmap(nullptr, bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    while (p == MAP_FAILED && bytes_ > (size_t(1) << 30)) {
+      bytes_ /= 2;
+      p = mmap(nullptr, bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    }
     if (p == MAP_FAILED) {
       std::fprintf(stderr, "CUDA emulator: cannot reserve %zu bytes of address space for device memory\n", bytes_);
       std::abort();

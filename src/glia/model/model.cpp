@@ -346,6 +346,7 @@ void Model::reset_compiled_steps() {
   predict_fn_.reset();
   train_feeds_.clear();  // the recorded graphs' input buffers
   test_feeds_.clear();
+  stager_.reset();  // its staging buffers are on the device the steps ran on
 }
 
 void Model::make_compiled_steps() {
