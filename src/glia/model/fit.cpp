@@ -55,7 +55,6 @@ data::Dataset batches(const data::Dataset& ds, int64_t batch_size, const std::op
   return ds.batch(batch_size, false, device && device->is_cuda()).prefetch(2);
 }
 
-/// Splits a dataset element into inputs, targets and an optional sample weight.
 /// Whether fit copies the next batch to the GPU while a replayed step runs (cuda::BatchStager);
 /// GLIA_STAGE_BATCHES=0 turns it off (then each step copies its own batch first), for comparisons.
 bool stage_batches() {
@@ -66,6 +65,7 @@ bool stage_batches() {
   return on;
 }
 
+/// Splits a dataset element into inputs, targets and an optional sample weight.
 struct Split {
   std::vector<Tensor> x, y;
   Tensor sw;
