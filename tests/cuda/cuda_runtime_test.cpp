@@ -160,6 +160,25 @@ TEST(CudaRuntime, TwoGpusCopyComputeAndNameEachOther) {
   std::string msg = device_error([&] { add(a0, a1); });
   EXPECT_THAT(msg, HasSubstr("cuda:0"));
   EXPECT_THAT(msg, HasSubstr("cuda:1"));
+  // A convolution and its gradients on the second GPU while cuda:0 is current, each way it can run
+  // (GLIA_CONV_WAY; the GEMM and direct ways launch their own kernels): the CPU's values.
+  Tensor img = testing::uniform({2, 6, 6, 4}, -1, 1, DType::f32), k = testing::uniform({3, 3, 4, 8}, -1, 1, DType::f32);
+  auto conv_and_grads = [](const Tensor& xi, const Tensor& ki, Device d) {
+    Tensor xv = xi.to(d).detach(), kv = ki.to(d).detach();
+    xv.requires_grad_(true);
+    kv.requires_grad_(true);
+    Tensor y = conv2d(xv, kv, Tensor(), {.padding = Padding2d::same()});
+    sum(y * y).backward();
+    return std::vector<Tensor>{y.detach().to(Device::cpu()), xv.grad().to(Device::cpu()), kv.grad().to(Device::cpu())};
+  };
+  std::vector<Tensor> want = conv_and_grads(img, k, Device::cpu());
+  for (const char* way : {"nhwc", "nchw", "gemm", "direct"}) {
+    setenv("GLIA_CONV_WAY", way, 1);
+    std::vector<Tensor> got = conv_and_grads(img, k, d1);
+    unsetenv("GLIA_CONV_WAY");
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_TRUE(testing::all_close(got[i], want[i], 1e-4, 1e-4)) << way << " result " << i;
+  }
 }
 
 // Moving a tensor that requires grad is recorded by autograd (the gradient moves back); the

@@ -520,11 +520,10 @@ int64_t gemm_chunk(const Geom& g) {
 }
 
 /// Column-major C [m, n] = op(A) op(B) + beta C in float32 on the device's stream (TF32 as
-/// allow_tf32(), as the matmul op).
+/// allow_tf32(), as the matmul op); the device is current (in_some_way's attempt).
 void sgemm(int dev, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const char* op) {
   const float one = 1.f;
-  DeviceGuard guard(dev);
   check(
       cublasGemmStridedBatchedEx(cublas(dev), ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
                                  &one, a, CUDA_R_32F, static_cast<int>(lda), 0, b, CUDA_R_32F, static_cast<int>(ldb), 0,
@@ -618,7 +617,6 @@ bool direct_weight_grad(const Geom& g, const Tensor& x_in, const Tensor& gy_in, 
   const int64_t blocks = launch::direct_wgrad_blocks(g.N * g.OH * g.OW);
   Tensor part = detail::scratch_empty({blocks * g.KH * g.KW * g.C * g.O}, DType::f32, gw.device());
   const int dev = gw.device().index;
-  DeviceGuard guard(dev);
   launch::direct_weight_grad(fptr(x), fptr(gy), fptr_mut(part), fptr_mut(gw), col_geom(g), g.N, g.O, stream(dev));
   check(cudaGetLastError(), op);
   return true;
@@ -654,8 +652,10 @@ int forced_way() {
 /// images, few channels or large strides faster as matrix products on cuBLAS.
 template <class F>
 void in_some_way(DType t, const char* op, const Geom& g, int dev, bool direct, F&& attempt_in) {
-  // Each attempt's temporaries are free again once its work is queued.
+  // Each attempt runs with its device current (every way launches on that device's stream), and its
+  // temporaries are free again once its work is queued.
   auto attempt = [&](int way) {
+    DeviceGuard guard(dev);
     detail::ScratchMark mark;
     return attempt_in(way);
   };
@@ -736,7 +736,6 @@ void conv_forward_kernel(KernelContext& k) {
       if (way == kDirect) {
         Tensor x = contiguous_temp(k.input(0)), w = contiguous_temp(k.input(1));
         if (!aligned16(w) || !aligned16(y) || (has_bias && !aligned16(bias))) return false;
-        DeviceGuard dg(dev);
         launch::direct_forward(fptr(x), fptr(w), has_bias ? fptr(bias) : nullptr, fptr_mut(y), col_geom(g), g.N, g.O,
                                relu, stream(dev));
         check(cudaGetLastError(), op);
