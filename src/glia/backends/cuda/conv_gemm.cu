@@ -4,19 +4,13 @@
 // (kh, kw) order, without atomics: results are deterministic. Where the channel count is a multiple of
 // 4 and the memory 16-byte aligned, each thread moves or sums 4 channels (float4).
 #include <cstdint>
+#include <type_traits>
 
 #include "device.cuh"
 #include "launch_nn.h"
 
 namespace glia::cuda::launch {
 namespace {
-
-constexpr int kColThreads = 256;
-
-inline unsigned col_blocks(int64_t n) {
-  int64_t b = (n + kColThreads - 1) / kColThreads;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 1048576 ? 1048576 : b));
-}
 
 /// V consecutive floats (V = 4: one 16-byte load or store).
 template <int V>
@@ -55,8 +49,8 @@ __global__ void im2col_kernel(const float* x, float* col, ColGeom g, I total) {
   const I OW = static_cast<I>(g.OW), OH = static_cast<I>(g.OH), H = static_cast<I>(g.H), W = static_cast<I>(g.W);
   const T* xv = reinterpret_cast<const T*>(x);
   T* cv = reinterpret_cast<T*>(col);
-  for (I i = static_cast<I>(blockIdx.x) * kColThreads + threadIdx.x; i < total;
-       i += static_cast<I>(gridDim.x) * kColThreads) {
+  for (I i = static_cast<I>(blockIdx.x) * kThreads + threadIdx.x; i < total;
+       i += static_cast<I>(gridDim.x) * kThreads) {
     I c = i % CV, t = i / CV;
     I kw = t % KW;
     t /= KW;
@@ -80,8 +74,8 @@ __global__ void col2im_kernel(const float* col, float* dx, ColGeom g, I total) {
   const I sh = static_cast<I>(g.sh), sw = static_cast<I>(g.sw), row = KH * KW * CV;
   const T* cv = reinterpret_cast<const T*>(col);
   T* dxv = reinterpret_cast<T*>(dx);
-  for (I i = static_cast<I>(blockIdx.x) * kColThreads + threadIdx.x; i < total;
-       i += static_cast<I>(gridDim.x) * kColThreads) {
+  for (I i = static_cast<I>(blockIdx.x) * kThreads + threadIdx.x; i < total;
+       i += static_cast<I>(gridDim.x) * kThreads) {
     I c = i % CV, t = i / CV;
     I w = t % W;
     t /= W;
@@ -113,12 +107,12 @@ bool by4(const ColGeom& g, const void* a, const void* b) {
 
 // --- direct convolution for few input channels (the first layer of an image network)
 
-constexpr int kDirectThreads = 256;
-constexpr int kDirectMaxK = 48;   // KH * KW * C
-constexpr int kDirectMaxO = 128;  // output channels
-constexpr int kDirectOB = 16;     // output channels per pass of the forward (4 float4s)
-constexpr int kTile = 64;         // pixels per tile of the weight gradient
-constexpr int kUnits = 8;         // (k, 4 output channels) units per thread of the weight gradient
+constexpr int kDirectThreads = kThreads;  // launched with blocks_for
+constexpr int kDirectMaxK = 48;           // KH * KW * C
+constexpr int kDirectMaxO = 128;          // output channels
+constexpr int kDirectOB = 16;             // output channels per pass of the forward (4 float4s)
+constexpr int kTile = 64;                 // pixels per tile of the weight gradient
+constexpr int kUnits = 8;                 // (k, 4 output channels) units per thread of the weight gradient
 
 /// Each k of a receptive field (row-major (kh, kw, c)) as its row and column offsets kh * dh and
 /// kw * dw and its channel, in shared memory: computed once per block, so no thread divides by C or KW.
@@ -278,8 +272,8 @@ __global__ void direct_wgrad_kernel(const float* x, const float* gy, float* part
 /// gw[i] = sum over blocks b in order of part[b, i]: a fixed order, so the result is the same on
 /// every run.
 __global__ void sum_parts_kernel(const float* part, float* gw, int64_t n, int blocks) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kColThreads + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * kColThreads) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * kThreads) {
     float s = 0.f;
     for (int b = 0; b < blocks; ++b) s += part[static_cast<int64_t>(b) * n + i];
     gw[i] = s;
@@ -304,7 +298,7 @@ void direct_forward(const float* x, const float* w, const float* bias, float* y,
   const int64_t P = N * g.OH * g.OW;
   if (P == 0) return;
   const bool small = fits_i32(P * O) && fits_i32(N * g.H * g.W * g.C);
-  const unsigned blocks = col_blocks(P);
+  const int blocks = blocks_for(P);
   if (small)
     direct_fwd_kernel<int32_t>
         <<<blocks, kDirectThreads, 0, s>>>(x, w, bias, y, g, static_cast<int>(O), static_cast<int32_t>(P), relu);
@@ -324,41 +318,46 @@ void direct_weight_grad(const float* x, const float* gy, float* part, float* gw,
     else
       direct_wgrad_kernel<int64_t><<<blocks, kDirectThreads, 0, s>>>(x, gy, part, g, static_cast<int>(O), P, per);
   }
-  sum_parts_kernel<<<col_blocks(K * O), kColThreads, 0, s>>>(part, gw, K * O, P > 0 ? blocks : 0);
+  sum_parts_kernel<<<blocks_for(K * O), kThreads, 0, s>>>(part, gw, K * O, P > 0 ? blocks : 0);
 }
+
+namespace {
+/// Calls launch(I{}, V, units) with V = 4 where `vec4` (units = total / 4) else 1, and I = int32_t
+/// where `small` (every index involved fits) else int64_t.
+template <class L>
+void by_width_and_index(bool vec4, bool small, int64_t total, L&& launch) {
+  const int64_t units = vec4 ? total / 4 : total;
+  auto with_width = [&](auto index) {
+    if (vec4)
+      launch(index, std::integral_constant<int, 4>{}, static_cast<decltype(index)>(units));
+    else
+      launch(index, std::integral_constant<int, 1>{}, static_cast<decltype(index)>(units));
+  };
+  if (small)
+    with_width(int32_t{});
+  else
+    with_width(int64_t{});
+}
+}  // namespace
 
 void im2col(const float* x, float* col, const ColGeom& g, int64_t nb, cudaStream_t s) {
   const int64_t total = nb * g.OH * g.OW * g.KH * g.KW * g.C;
   if (total == 0) return;
-  const bool small = fits_i32(total) && fits_i32(nb * g.H * g.W * g.C);
-  if (by4(g, x, col)) {
-    const int64_t units = total / 4;
-    if (small)
-      im2col_kernel<int32_t, 4><<<col_blocks(units), kColThreads, 0, s>>>(x, col, g, static_cast<int32_t>(units));
-    else
-      im2col_kernel<int64_t, 4><<<col_blocks(units), kColThreads, 0, s>>>(x, col, g, units);
-  } else if (small) {
-    im2col_kernel<int32_t, 1><<<col_blocks(total), kColThreads, 0, s>>>(x, col, g, static_cast<int32_t>(total));
-  } else {
-    im2col_kernel<int64_t, 1><<<col_blocks(total), kColThreads, 0, s>>>(x, col, g, total);
-  }
+  by_width_and_index(by4(g, x, col), fits_i32(total) && fits_i32(nb * g.H * g.W * g.C), total,
+                     [&](auto index, auto width, auto units) {
+                       im2col_kernel<decltype(index), decltype(width)::value>
+                           <<<blocks_for(units), kThreads, 0, s>>>(x, col, g, units);
+                     });
 }
 
 void col2im(const float* col, float* dx, const ColGeom& g, int64_t nb, cudaStream_t s) {
   const int64_t total = nb * g.H * g.W * g.C;
   if (total == 0) return;
-  const bool small = fits_i32(total) && fits_i32(nb * g.OH * g.OW * g.KH * g.KW * g.C);
-  if (by4(g, col, dx)) {
-    const int64_t units = total / 4;
-    if (small)
-      col2im_kernel<int32_t, 4><<<col_blocks(units), kColThreads, 0, s>>>(col, dx, g, static_cast<int32_t>(units));
-    else
-      col2im_kernel<int64_t, 4><<<col_blocks(units), kColThreads, 0, s>>>(col, dx, g, units);
-  } else if (small) {
-    col2im_kernel<int32_t, 1><<<col_blocks(total), kColThreads, 0, s>>>(col, dx, g, static_cast<int32_t>(total));
-  } else {
-    col2im_kernel<int64_t, 1><<<col_blocks(total), kColThreads, 0, s>>>(col, dx, g, total);
-  }
+  by_width_and_index(by4(g, col, dx), fits_i32(total) && fits_i32(nb * g.OH * g.OW * g.KH * g.KW * g.C), total,
+                     [&](auto index, auto width, auto units) {
+                       col2im_kernel<decltype(index), decltype(width)::value>
+                           <<<blocks_for(units), kThreads, 0, s>>>(col, dx, g, units);
+                     });
 }
 
 }  // namespace glia::cuda::launch
