@@ -301,11 +301,10 @@ callbacks::History Model::fit(const data::Dataset& ds, FitOptions o) {
     };
     // The batch after the current one, when a replayed GPU step took it early (`next` below).
     std::optional<Split> ahead;
-    bool advanced = false;
     for (; *it != ds.end() && (o.steps_per_epoch <= 0 || step < o.steps_per_epoch); ++step) {
       Split s = ahead ? std::move(*ahead) : split_element(**it, n_in, n_out, "fit");
       ahead.reset();
-      advanced = false;
+      bool advanced = false;  // by `next`: then this step does not move the iterator on itself
       if (exec_first < 0) {
         exec_first = step;
         list.each([&](callbacks::Callback& c) { c.on_train_batch_begin(step, {}); });
